@@ -1,0 +1,46 @@
+#pragma once
+// Hashids (hashids.org, v1 algorithm as in github.com/speps/go-hashids v2, the library
+// Djinn v1.3.0 uses) and Djinn's artifact hasher. Thread safety: Hashids is immutable after
+// construction; ArtifactHasher::next is safe for concurrent use.
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+
+namespace djinn {
+
+class Hashids {
+public:
+    static constexpr const char* kDefaultAlphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
+    // Throws std::invalid_argument for an alphabet of fewer than 16 unique characters or
+    // containing spaces.
+    Hashids(std::string salt, std::size_t min_length, std::string alphabet = kDefaultAlphabet);
+    std::string encode(const std::vector<std::int64_t>& numbers) const;
+
+private:
+    std::string salt_;
+    std::size_t min_length_;
+    std::string alphabet_;
+    std::string separators_;
+    std::string guards_;
+};
+
+// Djinn's Hasher.HashNow: hashids (salt = crypto.salt, min length 8, alphabet a-zA-Z0-9) of the
+// decimal digits of the UNIX time in nanoseconds, least significant first. Unlike v1.3.0 the
+// nanosecond value is forced strictly increasing per process, so hashes never repeat (the
+// column is UNIQUE) even when many are made in one microsecond.
+class ArtifactHasher {
+public:
+    ArtifactHasher(std::string salt, const Clock& clock);
+    std::string next();
+
+private:
+    Hashids hashids_;
+    const Clock& clock_;
+    std::atomic<std::int64_t> last_nanos_{0};
+};
+
+}  // namespace djinn

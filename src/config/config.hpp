@@ -1,0 +1,91 @@
+#pragma once
+// The scheduler's typed configuration, loaded from Djinn's own config language
+// (scheduler.conf, contract section 4) or from YAML with the same keys (*.yaml / *.yml).
+// Thread safety: Config is a plain value.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace djinn::config {
+
+enum class LogLevel { debug, info, warn, error };
+enum class LogFormat { text, json };
+
+struct TlsConfig {
+    std::string ca;
+    std::string cert;
+    std::string key;
+};
+
+struct DatabaseConfig {
+    std::string addr = "localhost:5432";  // host:port, or an absolute unix-socket directory
+    std::string name = "djinn";
+    std::string username;
+    std::string password;              // never logged
+    std::optional<TlsConfig> tls;      // `tls { }` or the deprecated `ssl { }`
+};
+
+struct RedisConfig {
+    std::string addr = "localhost:6379";
+    std::string password;  // never logged
+};
+
+struct LogConfig {
+    LogLevel level = LogLevel::info;
+    std::string file = "/dev/stdout";  // "/dev/stdout" (and "/dev/stderr") mean the stream
+    LogFormat format = LogFormat::text;
+};
+
+struct HttpConfig {
+    std::string addr;  // "host:port"; empty: no HTTP server
+};
+
+struct LeaderConfig {
+    std::int64_t lock_key = 0x646a696e6e736368;  // "djinnsch"; pg_try_advisory_lock(bigint)
+    std::chrono::milliseconds retry_interval{2000};
+    // Server-side bound on a leader that stopped talking: idle_session_timeout of the lock
+    // session; the leader heartbeats well inside it.
+    std::chrono::milliseconds lock_timeout{10000};
+};
+
+struct Config {
+    std::string source;  // the file it came from
+    std::string pidfile;
+    std::chrono::milliseconds interval{60000};
+    std::int64_t batch_size = 1000;
+    LogConfig log;
+    std::vector<std::string> drivers;
+    std::string crypto_salt;
+    DatabaseConfig database;
+    RedisConfig redis;
+    HttpConfig http;
+    LeaderConfig leader;
+    std::chrono::milliseconds drain_timeout{20000};  // SIGTERM: bound to finish the batch
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;    // 1-based; 0 when not tied to a place
+    int column = 0;  // 1-based
+    std::string key;  // dotted path, e.g. "database.tls.ca"
+    std::string message;
+    // "file:line:column: key: message"
+    std::string to_string() const;
+};
+
+struct LoadResult {
+    std::optional<Config> config;     // set only when errors is empty
+    std::vector<ConfigError> errors;  // every problem found, in file order
+};
+
+// Reads `path` (YAML when it ends in .yaml/.yml, else Djinn's language), expands ${VAR} from
+// the environment, checks types and cross-field rules.
+LoadResult load_file(const std::string& path);
+
+// The same from text; `name` is used in errors and for relative includes.
+LoadResult load_djinn(const std::string& text, const std::string& name);
+LoadResult load_yaml(const std::string& text, const std::string& name);
+
+}  // namespace djinn::config

@@ -1,0 +1,60 @@
+#pragma once
+// Translation of a manifest into the rows of one Djinn build (contract section 2), without
+// database ids: the store assigns ids and writes them. Pure; thread-safe.
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "manifest/manifest.hpp"
+
+namespace djinn::manifest {
+
+struct PlannedArtifact {
+    std::string source;  // path in the guest
+    std::string name;    // default: base name of source
+};
+
+struct PlannedStage {
+    std::string name;  // stage 0 is the setup stage: its name is setup_stage_name(number)
+    bool can_fail = false;
+};
+
+struct PlannedJob {
+    std::size_t stage_index = 0;  // index into BuildPlan::stages
+    std::string name;             // slugified as v1.3.0 does ("create-driver", "clone.1", ...)
+    std::string commands;         // newline-joined
+    std::vector<PlannedArtifact> artifacts;
+};
+
+struct BuildPlan {
+    std::string driver_type;         // value of build_drivers.type: "qemu", "docker", "ssh", "os"
+    std::string queue_driver;        // entry of the `drivers` config: "qemu-x86_64", "docker"
+    std::string driver_config_json;  // JSON of the driver map (qemu: arch forced to x86_64)
+    std::vector<std::pair<std::string, std::string>> env;  // manifest env, split at first '='
+    Passthrough objects;             // object name => destination path
+    std::vector<PlannedStage> stages;  // [0] = setup stage, then the manifest's stages in order
+    std::vector<PlannedJob> jobs;      // setup jobs first, then the manifest's jobs in order
+};
+
+enum class SkipKind { bad_manifest, driver_disabled, unknown_driver };
+
+struct Skip {
+    SkipKind kind;
+    std::string reason;  // one line, for the log
+};
+
+std::string_view to_string(SkipKind k);  // metric label: "bad_manifest", "driver_disabled", ...
+
+// `enabled_drivers` is the `drivers` list of the config ("docker", "qemu-x86_64", ...).
+std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
+                                         const std::set<std::string>& enabled_drivers);
+
+std::string setup_stage_name(long long build_number);  // "setup - #<n>"
+
+// v1.3.0's job-name slug: trim, [^a-zA-Z0-9.] -> '-', squeeze '-', trim '-', lower-case.
+std::string slug(std::string_view s);
+
+}  // namespace djinn::manifest

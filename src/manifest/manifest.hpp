@@ -1,0 +1,49 @@
+#pragma once
+// A Djinn build manifest (YAML), decoded as Djinn v1.3.0 decodes it (manifest/manifest.go,
+// runner/passthrough.go). Pure; thread-safe (no shared state).
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace djinn::manifest {
+
+struct Source {
+    std::string url;
+    std::string ref;  // empty when the manifest gives none (v1.3.0 leaves it empty)
+    std::string dir;
+};
+
+// `src => dst` entries in manifest order; a repeated src keeps its first position and its last
+// destination (Go map semantics, deterministic order).
+using Passthrough = std::vector<std::pair<std::string, std::string>>;
+
+struct Job {
+    std::string stage;
+    std::string name;
+    std::vector<std::string> commands;
+    Passthrough artifacts;
+};
+
+struct Manifest {
+    std::string namespace_path;
+    std::vector<std::pair<std::string, std::string>> driver;  // sorted by key, unique keys
+    std::vector<std::string> env;
+    Passthrough objects;
+    std::vector<Source> sources;
+    std::vector<std::string> stages;
+    std::vector<std::string> allow_failures;
+    std::vector<Job> jobs;
+
+    // driver["type"], or "" when absent.
+    std::string driver_value(std::string_view key) const;
+};
+
+struct ParseError {
+    std::string reason;  // one line, e.g. "line 3, column 5: jobs must be a list"
+};
+
+std::variant<Manifest, ParseError> parse(std::string_view yaml);
+
+}  // namespace djinn::manifest
