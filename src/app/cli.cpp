@@ -1,0 +1,93 @@
+#include "app/cli.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/utsname.h>
+
+#include <iostream>
+#include <thread>
+
+#include "app/flags.hpp"
+#include "app/scheduler_app.hpp"
+#include "common/logging.hpp"
+#include "config/config.hpp"
+
+namespace djinn::app {
+namespace {
+
+std::string platform() {
+    utsname u{};
+    if (uname(&u) != 0) return "linux";
+    std::string os = u.sysname;
+    for (char& c : os) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return os + "/" + u.machine;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+    const std::string program = argc > 0 ? argv[0] : "djinn-scheduler";
+    std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+    auto parsed = parse_flags(args);
+    if (auto* e = std::get_if<FlagError>(&parsed)) {
+        std::cerr << e->message << "\n" << usage(program);
+        return 2;
+    }
+    const Flags flags = std::get<Flags>(parsed);
+    if (flags.help) {
+        std::cout << usage(program);
+        return 0;
+    }
+    if (flags.version) {
+        std::cout << program << " " << DJINN_VERSION << " " << platform() << "\n";
+        return 0;
+    }
+
+    auto loaded = config::load_file(flags.config);
+    if (!loaded.errors.empty()) {
+        for (const auto& e : loaded.errors) std::cerr << program << ": " << e.to_string() << "\n";
+        if (flags.check_config) {
+            std::cerr << loaded.errors.size() << " problem(s) in " << flags.config << "\n";
+        }
+        return 1;
+    }
+    config::Config cfg = std::move(*loaded.config);
+    if (flags.check_config) {
+        std::cout << flags.config << ": OK\n";
+        return 0;
+    }
+
+    auto made = logging::make_logger(cfg.log);
+    if (auto* e = std::get_if<std::string>(&made)) {
+        std::cerr << program << ": " << *e << "\n";
+        return 1;
+    }
+    auto log = std::get<std::shared_ptr<spdlog::logger>>(made);
+
+    // Signals are taken by one thread with sigwait; every other thread blocks them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);  // internal: wakes the signal thread at exit
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    SystemClock clock;
+    SchedulerApp app(cfg, log, clock);
+    std::thread signals([&] {
+        int sig = 0;
+        while (sigwait(&set, &sig) == 0) {
+            if (sig == SIGUSR2) return;
+            log->info("signal {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            app.request_stop();
+        }
+    });
+    int rc = flags.once ? app.run_once(flags.dry_run) : app.run();
+    pthread_kill(signals.native_handle(), SIGUSR2);
+    signals.join();
+    log->flush();
+    return rc;
+}
+
+}  // namespace djinn::app

@@ -1,0 +1,77 @@
+#pragma once
+// One pass of the scheduler: re-offer committed-but-maybe-unqueued builds when needed, then take
+// due crons batch by batch until none is due, committing each batch's builds and enqueueing them.
+//
+// Order within a batch: commit in PostgreSQL first, then enqueue in Redis. A crash or a Redis
+// failure between the two leaves committed builds without a job; the next pass (and every first
+// pass after a start or a new leadership) re-offers the queued cron builds of the recovery window
+// to the queue, whose per-build marker makes that idempotent: each build is enqueued exactly once.
+//
+// Thread safety: not thread-safe; owned by the scheduler thread.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "app/dispatch_events.hpp"
+#include "common/clock.hpp"
+#include "queue/build_queue.hpp"
+#include "store/dispatch_store.hpp"
+#include "store/pg_connection.hpp"
+
+namespace djinn::app {
+
+struct PassReport {
+    bool ok = true;              // false: the pass stopped on an error (see error)
+    std::string error;
+    std::size_t batches = 0;
+    std::size_t taken = 0;       // due crons taken
+    std::size_t dispatched = 0;  // builds committed
+    std::size_t skipped = 0;     // crons skipped (advanced or staying due)
+    std::size_t enqueued = 0;    // jobs put on queues
+    std::size_t recovered = 0;   // committed builds found without a job and enqueued
+    bool stopped = false;        // a stop was requested and the pass ended after a batch
+    std::chrono::microseconds duration{0};
+};
+
+struct DispatcherOptions {
+    std::int64_t batch_size = 1000;
+    bool dry_run = false;
+    std::chrono::hours recovery_window{24 * 7};
+    int enqueue_attempts = 3;
+    std::chrono::milliseconds enqueue_backoff{200};
+};
+
+class Dispatcher {
+public:
+    Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
+               std::shared_ptr<spdlog::logger> log, DispatchEvents& events, const Clock& clock,
+               DispatcherOptions options);
+
+    // Runs one pass on `conn` (the leader's session). `stop` is checked between batches.
+    PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop);
+
+    // The next pass first re-offers committed cron builds to the queue (after a start, a new
+    // leadership, or a failed enqueue).
+    void request_recovery() { recovery_needed_ = true; }
+    bool recovery_needed() const { return recovery_needed_; }
+
+private:
+    bool recover(store::PgConnection& conn, PassReport& report);
+    bool enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& report,
+                 std::vector<queue::JobOutcome>* outcomes);
+
+    store::DispatchStore& store_;
+    queue::BuildQueue& queue_;
+    std::shared_ptr<spdlog::logger> log_;
+    DispatchEvents& events_;
+    const Clock& clock_;
+    DispatcherOptions options_;
+    bool recovery_needed_ = true;
+};
+
+}  // namespace djinn::app

@@ -1,0 +1,704 @@
+#include "store/dispatch_store.hpp"
+
+#include <openssl/rand.h>
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "common/go_json.hpp"
+#include "manifest/build_plan.hpp"
+#include "manifest/manifest.hpp"
+#include "schedule/schedule.hpp"
+#include "store/pg_array.hpp"
+
+namespace djinn::store {
+namespace {
+
+using std::int64_t;
+
+// Oldest first, locked so that no other scheduler takes them; `now()` is the database clock and
+// the session time zone is UTC, so now()::timestamp is UTC wall-clock time like next_run.
+constexpr const char* kDueSql = R"sql(
+SELECT c.id, c.user_id, c.namespace_id, c.name, c.schedule::text, c.manifest, c.next_run::text,
+       u.id IS NULL, u.deleted_at IS NOT NULL, u.email, u.username, now()::timestamp::text
+FROM cron c LEFT JOIN users u ON u.id = c.user_id
+WHERE c.next_run <= now()::timestamp AND c.id <> ALL($2::int[])
+ORDER BY c.next_run, c.id
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED)sql";
+
+// The user's latest build number (Djinn: ORDER BY created_at DESC LIMIT 1).
+constexpr const char* kNumbersSql = R"sql(
+SELECT DISTINCT ON (user_id) user_id, number FROM builds
+WHERE user_id = ANY($1::int[]) ORDER BY user_id, created_at DESC, id DESC)sql";
+
+constexpr const char* kInsertBuilds = R"sql(
+INSERT INTO builds (id, user_id, namespace_id, number, manifest, status, secret, created_at)
+SELECT t.id, t.user_id, t.namespace_id, t.number, t.manifest, 'queued', t.secret, t.created_at
+FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::timestamp[])
+  AS t(id, user_id, namespace_id, number, manifest, secret, created_at))sql";
+
+constexpr const char* kInsertTriggers = R"sql(
+INSERT INTO build_triggers (build_id, type, comment, data)
+SELECT t.build_id, 'schedule', t.comment, t.data::json
+FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, comment, data))sql";
+
+constexpr const char* kInsertTags = R"sql(
+INSERT INTO build_tags (user_id, build_id, name)
+SELECT * FROM unnest($1::int[], $2::int[], $3::text[]))sql";
+
+constexpr const char* kInsertCronBuilds = R"sql(
+INSERT INTO cron_builds (cron_id, build_id) SELECT * FROM unnest($1::int[], $2::int[]))sql";
+
+constexpr const char* kInsertDrivers = R"sql(
+INSERT INTO build_drivers (build_id, type, config)
+SELECT t.build_id, t.type::driver_type, t.config::json
+FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, type, config))sql";
+
+// The build user's personal rows plus, for a namespaced build, the namespace's rows: two
+// equi-joins (hashable) instead of one OR join.
+constexpr const char* kInsertVariables = R"sql(
+INSERT INTO build_variables (build_id, variable_id, key, value, masked)
+SELECT b.build_id, v.id, v.key, v.value, v.masked FROM (
+  SELECT t.ord, t.build_id, v.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+    AS t(build_id, user_id, namespace_id, ord)
+  JOIN variables v ON v.user_id = t.user_id AND v.namespace_id IS NULL
+  UNION ALL
+  SELECT t.ord, t.build_id, v.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+    AS t(build_id, user_id, namespace_id, ord)
+  JOIN variables v ON v.namespace_id = t.namespace_id
+) b JOIN variables v ON v.id = b.id
+ORDER BY b.ord, v.id)sql";
+
+constexpr const char* kInsertEnv = R"sql(
+INSERT INTO build_variables (build_id, variable_id, key, value, masked)
+SELECT t.build_id, NULL, t.key, t.value, false
+FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, key, value))sql";
+
+constexpr const char* kInsertKeys = R"sql(
+INSERT INTO build_keys (build_id, key_id, key, name, config, location)
+SELECT b.build_id, k.id, k.key, k.name, k.config, '/root/.ssh/' || k.name FROM (
+  SELECT t.ord, t.build_id, k.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+    AS t(build_id, user_id, namespace_id, ord)
+  JOIN keys k ON k.user_id = t.user_id AND k.namespace_id IS NULL
+  UNION ALL
+  SELECT t.ord, t.build_id, k.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+    AS t(build_id, user_id, namespace_id, ord)
+  JOIN keys k ON k.namespace_id = t.namespace_id
+) b JOIN keys k ON k.id = b.id
+ORDER BY b.ord, k.id)sql";
+
+// Only the objects the manifest names (v1.3.0 copied every object of the namespace).
+constexpr const char* kInsertObjects = R"sql(
+INSERT INTO build_objects (build_id, object_id, source, name, created_at)
+SELECT b.build_id, o.id, b.dest, o.name, now()::timestamp FROM (
+  SELECT t.ord, t.build_id, t.dest, o.id FROM unnest($1::int[], $2::int[], $3::int[], $4::text[],
+    $5::text[]) WITH ORDINALITY AS t(build_id, user_id, namespace_id, name, dest, ord)
+  JOIN objects o ON o.name = t.name AND o.user_id = t.user_id AND o.namespace_id IS NULL
+  UNION ALL
+  SELECT t.ord, t.build_id, t.dest, o.id FROM unnest($1::int[], $2::int[], $3::int[], $4::text[],
+    $5::text[]) WITH ORDINALITY AS t(build_id, user_id, namespace_id, name, dest, ord)
+  JOIN objects o ON o.name = t.name AND o.namespace_id = t.namespace_id
+) b JOIN objects o ON o.id = b.id
+WHERE o.deleted_at IS NULL
+ORDER BY b.ord, o.id)sql";
+
+constexpr const char* kInsertStages = R"sql(
+INSERT INTO build_stages (id, build_id, name, can_fail, created_at)
+SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::bool[], $5::timestamp[]))sql";
+
+constexpr const char* kInsertJobs = R"sql(
+INSERT INTO build_jobs (id, build_id, stage_id, name, commands, status, created_at)
+SELECT t.id, t.build_id, t.stage_id, t.name, t.commands, 'queued', t.created_at
+FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::timestamp[])
+  AS t(id, build_id, stage_id, name, commands, created_at))sql";
+
+constexpr const char* kInsertArtifacts = R"sql(
+INSERT INTO build_artifacts (user_id, build_id, job_id, hash, source, name, created_at)
+SELECT t.user_id, t.build_id, t.job_id, t.hash, t.source, t.name, now()::timestamp
+FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[])
+  AS t(user_id, build_id, job_id, hash, source, name))sql";
+
+// Each cron by id, and only if next_run is still the value read (v1.3.0 updated every cron).
+constexpr const char* kAdvance = R"sql(
+UPDATE cron c SET next_run = t.next_run,
+                  prev_run = CASE WHEN t.ran THEN now()::timestamp ELSE c.prev_run END
+FROM unnest($1::int[], $2::timestamp[], $3::timestamp[], $4::bool[])
+  AS t(id, old_next_run, next_run, ran)
+WHERE c.id = t.id AND c.next_run = t.old_next_run)sql";
+
+constexpr const char* kHasVariables = R"sql(
+SELECT t.ord FROM unnest($1::int[], $2::int[]) WITH ORDINALITY AS t(user_id, namespace_id, ord)
+WHERE EXISTS (SELECT 1 FROM variables v WHERE v.user_id = t.user_id AND v.namespace_id IS NULL)
+   OR EXISTS (SELECT 1 FROM variables v WHERE v.namespace_id = t.namespace_id))sql";
+
+constexpr const char* kHasKeys = R"sql(
+SELECT t.ord FROM unnest($1::int[], $2::int[]) WITH ORDINALITY AS t(user_id, namespace_id, ord)
+WHERE EXISTS (SELECT 1 FROM keys k WHERE k.user_id = t.user_id AND k.namespace_id IS NULL)
+   OR EXISTS (SELECT 1 FROM keys k WHERE k.namespace_id = t.namespace_id))sql";
+
+constexpr const char* kQueuedCronBuilds = R"sql(
+SELECT b.id, d.type::text FROM builds b
+JOIN cron_builds cb ON cb.build_id = b.id
+JOIN build_drivers d ON d.build_id = b.id
+WHERE b.status = 'queued' AND b.created_at >= $1::timestamp AND b.id > $2
+ORDER BY b.id LIMIT $3)sql";
+
+struct DueCron {
+    int64_t id = 0;
+    int64_t user_id = 0;
+    std::optional<int64_t> namespace_id;
+    std::string name;
+    schedule::Schedule schedule = schedule::Schedule::daily;
+    std::string manifest;
+    std::string next_run_text;
+    TimePoint next_run;
+    bool owner_missing = false;
+    bool owner_deleted = false;
+    std::string email;
+    std::string username;
+};
+
+struct Work {
+    const DueCron* cron = nullptr;
+    manifest::BuildPlan plan;
+    int64_t number = 0;
+    int64_t build_id = 0;
+    std::vector<int64_t> stage_ids;
+    std::vector<int64_t> job_ids;
+    TimePoint created;
+    TimePoint next_run;
+};
+
+std::string random_secret() {
+    unsigned char buf[16];
+    if (RAND_bytes(buf, sizeof buf) != 1) {
+        // No CSPRNG: a broken machine, not an outcome to handle.
+        throw std::runtime_error("RAND_bytes failed: no secure random source");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : buf) {
+        out += hex[b >> 4];
+        out += hex[b & 0xF];
+    }
+    return out;
+}
+
+std::string ts(TimePoint t) { return schedule::format_pg_timestamp(t); }
+
+TimePoint parse_ts(const std::string& text) {
+    auto t = schedule::parse_pg_timestamp(text);
+    if (!t) throw std::logic_error("unparsable timestamp from PostgreSQL: " + text);
+    return *t;
+}
+
+std::optional<int64_t> opt_int(const pqxx::field& f) {
+    if (f.is_null()) return std::nullopt;
+    return f.as<int64_t>();
+}
+
+std::string tag_name(const std::string& cron_name) {
+    std::string out = "cron:";
+    for (char c : cron_name) out += (c == ' ') ? '-' : c;
+    return out;
+}
+
+std::vector<int64_t> next_ids(pqxx::transaction_base& tx, const char* sequence, std::size_t n) {
+    std::vector<int64_t> ids;
+    if (n == 0) return ids;
+    ids.reserve(n);
+    auto r = tx.exec_params(std::string("SELECT nextval('") + sequence +
+                                "') FROM generate_series(1, $1::int)",
+                            static_cast<int64_t>(n));
+    for (const auto& row : r) ids.push_back(row[0].as<int64_t>());
+    return ids;
+}
+
+std::string quote_ident(const std::string& s) {
+    bool plain = !s.empty() && !(s[0] >= '0' && s[0] <= '9');
+    for (char c : s) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) plain = false;
+    }
+    if (plain) return s;
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+// Writes the builds of `items` (ids are allocated here) with one statement per table.
+void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, ArtifactHasher& hasher) {
+    std::size_t n_stages = 0, n_jobs = 0;
+    for (Work* w : items) {
+        n_stages += w->plan.stages.size();
+        n_jobs += w->plan.jobs.size();
+    }
+    auto build_ids = next_ids(tx, "builds_id_seq", items.size());
+    auto stage_ids = next_ids(tx, "build_stages_id_seq", n_stages);
+    auto job_ids = next_ids(tx, "build_jobs_id_seq", n_jobs);
+
+    PgArray b_id, b_user, b_ns, b_number, b_manifest, b_secret, b_created;
+    PgArray t_build, t_comment, t_data;
+    PgArray g_user, g_build, g_name;
+    PgArray cb_cron, cb_build;
+    PgArray d_build, d_type, d_config;
+    PgArray v_build, v_user, v_ns;
+    PgArray e_build, e_key, e_value;
+    PgArray o_build, o_user, o_ns, o_name, o_dest;
+    PgArray s_id, s_build, s_name, s_fail, s_created;
+    PgArray j_id, j_build, j_stage, j_name, j_commands, j_created;
+    PgArray a_user, a_build, a_job, a_hash, a_source, a_name;
+
+    std::size_t si = 0, ji = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        Work& w = *items[i];
+        const DueCron& c = *w.cron;
+        w.build_id = build_ids[i];
+        b_id.add(w.build_id);
+        b_user.add(c.user_id);
+        b_ns.add(c.namespace_id);
+        b_number.add(w.number);
+        b_manifest.add_text(c.manifest);
+        b_secret.add_text(random_secret());
+        b_created.add_text(ts(w.created));
+
+        t_build.add(w.build_id);
+        t_comment.add_text(c.name + ": Scheduled build, next run " +
+                           schedule::format_go_time(w.next_run));
+        t_data.add_text(go_json_object({{"email", c.email}, {"username", c.username}}));
+
+        g_user.add(c.user_id);
+        g_build.add(w.build_id);
+        g_name.add_text(tag_name(c.name));
+
+        cb_cron.add(c.id);
+        cb_build.add(w.build_id);
+
+        d_build.add(w.build_id);
+        d_type.add_text(w.plan.driver_type);
+        d_config.add_text(w.plan.driver_config_json);
+
+        v_build.add(w.build_id);
+        v_user.add(c.user_id);
+        v_ns.add(c.namespace_id);
+        for (const auto& [key, value] : w.plan.env) {
+            e_build.add(w.build_id);
+            e_key.add_text(key);
+            e_value.add_text(value);
+        }
+        for (const auto& [name, dest] : w.plan.objects) {
+            o_build.add(w.build_id);
+            o_user.add(c.user_id);
+            o_ns.add(c.namespace_id);
+            o_name.add_text(name);
+            o_dest.add_text(dest);
+        }
+
+        // Stages, then jobs, strictly after the build and each other: the worker orders by
+        // created_at.
+        std::int64_t tick = 0;
+        w.stage_ids.clear();
+        for (std::size_t k = 0; k < w.plan.stages.size(); ++k) {
+            const auto& st = w.plan.stages[k];
+            int64_t id = stage_ids[si++];
+            w.stage_ids.push_back(id);
+            s_id.add(id);
+            s_build.add(w.build_id);
+            s_name.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
+            s_fail.add(st.can_fail);
+            s_created.add_text(ts(w.created + std::chrono::microseconds(++tick)));
+        }
+        w.job_ids.clear();
+        for (const auto& job : w.plan.jobs) {
+            int64_t id = job_ids[ji++];
+            w.job_ids.push_back(id);
+            j_id.add(id);
+            j_build.add(w.build_id);
+            j_stage.add(w.stage_ids.at(job.stage_index));
+            j_name.add_text(job.name);
+            j_commands.add_text(job.commands);
+            j_created.add_text(ts(w.created + std::chrono::microseconds(++tick)));
+            for (const auto& art : job.artifacts) {
+                a_user.add(c.user_id);
+                a_build.add(w.build_id);
+                a_job.add(id);
+                a_hash.add_text(hasher.next());
+                a_source.add_text(art.source);
+                a_name.add_text(art.name);
+            }
+        }
+    }
+
+    tx.exec_params(kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(), b_number.str(),
+                   b_manifest.str(), b_secret.str(), b_created.str());
+    tx.exec_params(kInsertTriggers, t_build.str(), t_comment.str(), t_data.str());
+    tx.exec_params(kInsertTags, g_user.str(), g_build.str(), g_name.str());
+    tx.exec_params(kInsertCronBuilds, cb_cron.str(), cb_build.str());
+    tx.exec_params(kInsertDrivers, d_build.str(), d_type.str(), d_config.str());
+    tx.exec_params(kInsertVariables, v_build.str(), v_user.str(), v_ns.str());
+    if (e_build.size() > 0) tx.exec_params(kInsertEnv, e_build.str(), e_key.str(), e_value.str());
+    tx.exec_params(kInsertKeys, v_build.str(), v_user.str(), v_ns.str());
+    if (o_build.size() > 0) {
+        tx.exec_params(kInsertObjects, o_build.str(), o_user.str(), o_ns.str(), o_name.str(),
+                       o_dest.str());
+    }
+    tx.exec_params(kInsertStages, s_id.str(), s_build.str(), s_name.str(), s_fail.str(),
+                   s_created.str());
+    tx.exec_params(kInsertJobs, j_id.str(), j_build.str(), j_stage.str(), j_name.str(),
+                   j_commands.str(), j_created.str());
+    if (a_build.size() > 0) {
+        tx.exec_params(kInsertArtifacts, a_user.str(), a_build.str(), a_job.str(), a_hash.str(),
+                       a_source.str(), a_name.str());
+    }
+}
+
+}  // namespace
+
+struct DispatchStore::Attempt {
+    pqxx::work* tx = nullptr;
+    std::int64_t limit = 0;
+    const std::vector<std::int64_t>* exclude = nullptr;
+    bool dry_run = false;
+    BatchOutcome outcome;
+};
+
+DispatchStore::DispatchStore(std::set<std::string> drivers, std::string crypto_salt,
+                             const Clock& clock)
+    : drivers_(std::move(drivers)), hasher_(std::move(crypto_salt), clock) {}
+
+std::variant<Privileges, PgError> DispatchStore::check_privileges(PgConnection& conn) const {
+    struct Need {
+        const char* kind;  // "table" / "sequence"
+        const char* name;
+        const char* privilege;
+        enum { essential, variables, keys } area;
+    };
+    static const Need needs[] = {
+        {"table", "cron", "SELECT", Need::essential},
+        {"table", "cron", "UPDATE", Need::essential},
+        {"table", "users", "SELECT", Need::essential},
+        {"table", "variables", "SELECT", Need::essential},
+        {"table", "keys", "SELECT", Need::essential},
+        {"table", "objects", "SELECT", Need::essential},
+        {"table", "builds", "SELECT", Need::essential},
+        {"table", "builds", "INSERT", Need::essential},
+        {"table", "build_triggers", "INSERT", Need::essential},
+        {"table", "build_tags", "INSERT", Need::essential},
+        {"table", "cron_builds", "SELECT", Need::essential},
+        {"table", "cron_builds", "INSERT", Need::essential},
+        {"table", "build_drivers", "SELECT", Need::essential},
+        {"table", "build_drivers", "INSERT", Need::essential},
+        {"table", "build_objects", "INSERT", Need::essential},
+        {"table", "build_stages", "INSERT", Need::essential},
+        {"table", "build_jobs", "INSERT", Need::essential},
+        {"table", "build_artifacts", "INSERT", Need::essential},
+        {"sequence", "builds_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_triggers_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_tags_id_seq", "USAGE", Need::essential},
+        {"sequence", "cron_builds_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_drivers_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_objects_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_stages_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_jobs_id_seq", "USAGE", Need::essential},
+        {"sequence", "build_artifacts_id_seq", "USAGE", Need::essential},
+        {"table", "build_variables", "INSERT", Need::variables},
+        {"sequence", "build_variables_id_seq", "USAGE", Need::variables},
+        {"table", "build_keys", "INSERT", Need::keys},
+        {"sequence", "build_keys_id_seq", "USAGE", Need::keys},
+    };
+    Privileges p;
+    auto r = conn.run([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        std::string role = tx.exec1("SELECT current_user")[0].as<std::string>();
+        for (const Need& n : needs) {
+            std::string fn = std::string(n.kind) == "table" ? "has_table_privilege"
+                                                            : "has_sequence_privilege";
+            bool ok = tx.exec_params1("SELECT " + fn + "($1, $2)", std::string("public.") + n.name,
+                                      std::string(n.privilege))[0]
+                          .as<bool>();
+            if (ok) continue;
+            std::string on = std::string(n.kind) == "table" ? "TABLE" : "SEQUENCE";
+            p.missing.push_back({std::string(n.privilege) + " on " + n.kind + " " + n.name,
+                                 "GRANT " + std::string(n.privilege) + " ON " + on + " public." +
+                                     n.name + " TO " + quote_ident(role) + ";"});
+            if (n.area == Need::variables) p.can_copy_variables = false;
+            if (n.area == Need::keys) p.can_copy_keys = false;
+            if (n.area == Need::essential) p.can_dispatch = false;
+        }
+    });
+    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    return p;
+}
+
+std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(
+    PgConnection& conn, std::int64_t limit, const std::vector<std::int64_t>& exclude,
+    bool dry_run) {
+    Attempt a;
+    a.limit = limit;
+    a.exclude = &exclude;
+    a.dry_run = dry_run;
+    auto attempt = [&](bool isolate) {
+        return conn.run([&](pqxx::connection& c) {
+            pqxx::work tx(c);
+            a.tx = &tx;
+            a.outcome = BatchOutcome{};
+            run_attempt(a, isolate);
+            a.tx = nullptr;
+            if (dry_run) {
+                tx.abort();
+            } else {
+                tx.commit();
+            }
+        });
+    };
+    auto r = attempt(false);
+    if (auto* e = std::get_if<PgError>(&r)) {
+        if (e->kind == PgErrorKind::connection) return *e;
+        // A set-based statement failed: find the culprit(s) cron by cron.
+        std::string cause = e->message;
+        r = attempt(true);
+        if (auto* e2 = std::get_if<PgError>(&r)) return *e2;
+        a.outcome.isolated = true;
+        a.outcome.isolation_cause = cause;
+    }
+    return std::move(a.outcome);
+}
+
+void DispatchStore::run_attempt(Attempt& a, bool isolate) {
+    pqxx::work& tx = *a.tx;
+    BatchOutcome& out = a.outcome;
+
+    PgArray excl;
+    for (int64_t id : *a.exclude) excl.add(id);
+    auto rows = tx.exec_params(kDueSql, a.limit, excl.str());
+    out.taken = rows.size();
+    if (rows.empty()) return;
+
+    std::vector<DueCron> crons;
+    crons.reserve(rows.size());
+    for (const auto& row : rows) {
+        DueCron c;
+        c.id = row[0].as<int64_t>();
+        c.user_id = row[1].as<int64_t>();
+        c.namespace_id = opt_int(row[2]);
+        c.name = row[3].as<std::string>();
+        auto sched = schedule::parse_schedule(row[4].as<std::string>());
+        if (!sched) throw std::logic_error("cron.schedule outside Djinn's enum");
+        c.schedule = *sched;
+        c.manifest = row[5].as<std::string>();
+        c.next_run_text = row[6].as<std::string>();
+        c.next_run = parse_ts(c.next_run_text);
+        c.owner_missing = row[7].as<bool>();
+        c.owner_deleted = !c.owner_missing && row[8].as<bool>();
+        if (!c.owner_missing) {
+            c.email = row[9].as<std::string>();
+            c.username = row[10].as<std::string>();
+        }
+        out.db_now = parse_ts(row[11].as<std::string>());
+        crons.push_back(std::move(c));
+    }
+    const TimePoint now = out.db_now;
+
+    // Advance list: (cron, new next_run, ran).
+    PgArray adv_id, adv_old, adv_new, adv_ran;
+    auto advance = [&](const DueCron& c, TimePoint next, bool ran) {
+        adv_id.add(c.id);
+        adv_old.add_text(c.next_run_text);
+        adv_new.add_text(ts(next));
+        adv_ran.add(ran);
+    };
+    auto skip = [&](const DueCron& c, std::string kind, std::string reason, bool advanced) {
+        if (advanced) advance(c, schedule::next_after(c.schedule, now), false);
+        out.skipped.push_back({c.id, std::move(kind), std::move(reason), advanced});
+    };
+
+    // Plan every cron; the ones that cannot become a build are skipped (and advanced).
+    std::vector<Work> work;
+    work.reserve(crons.size());
+    for (const DueCron& c : crons) {
+        if (c.owner_missing || c.owner_deleted) {
+            skip(c, "deleted_owner",
+                 c.owner_missing ? "owner user " + std::to_string(c.user_id) + " does not exist"
+                                 : "owner user " + std::to_string(c.user_id) + " is deleted",
+                 true);
+            continue;
+        }
+        auto parsed = manifest::parse(c.manifest);
+        if (auto* err = std::get_if<manifest::ParseError>(&parsed)) {
+            skip(c, "bad_manifest", "manifest does not parse: " + err->reason, true);
+            continue;
+        }
+        auto planned = manifest::plan_build(std::get<manifest::Manifest>(parsed), drivers_);
+        if (auto* s = std::get_if<manifest::Skip>(&planned)) {
+            skip(c, std::string(manifest::to_string(s->kind)), s->reason, true);
+            continue;
+        }
+        Work w;
+        w.cron = &c;
+        w.plan = std::move(std::get<manifest::BuildPlan>(planned));
+        w.next_run = schedule::next_after(c.schedule, now);
+        work.push_back(std::move(w));
+    }
+
+    // Without the grants to copy variables or keys, the crons that need them stay due (and are
+    // reported) instead of failing the batch.
+    if (!work.empty() && (!privileges_.can_copy_variables || !privileges_.can_copy_keys)) {
+        PgArray users, nss;
+        for (const Work& w : work) {
+            users.add(w.cron->user_id);
+            nss.add(w.cron->namespace_id);
+        }
+        std::vector<bool> blocked(work.size(), false);
+        std::vector<std::string> why(work.size());
+        auto mark = [&](const char* sql, const char* what) {
+            for (const auto& row : tx.exec_params(sql, users.str(), nss.str())) {
+                auto i = static_cast<std::size_t>(row[0].as<int64_t>() - 1);
+                blocked.at(i) = true;
+                why[i] = what;
+            }
+        };
+        if (!privileges_.can_copy_variables) {
+            for (std::size_t i = 0; i < work.size(); ++i) {
+                if (!work[i].plan.env.empty()) {
+                    blocked[i] = true;
+                    why[i] = "variables";
+                }
+            }
+            mark(kHasVariables, "variables");
+        }
+        if (!privileges_.can_copy_keys) mark(kHasKeys, "keys");
+        std::vector<Work> kept;
+        for (std::size_t i = 0; i < work.size(); ++i) {
+            if (!blocked[i]) {
+                kept.push_back(std::move(work[i]));
+                continue;
+            }
+            std::string table = why[i] == "keys" ? "build_keys" : "build_variables";
+            skip(*work[i].cron, "missing_privilege",
+                 "the build copies " + why[i] + " but the scheduler's role lacks INSERT on " +
+                     table + " or USAGE on " + table + "_id_seq",
+                 false);
+        }
+        work = std::move(kept);
+    }
+
+    // Build numbers: the user's latest + 1, consecutive within the batch.
+    std::unordered_map<int64_t, int64_t> latest;
+    if (!work.empty()) {
+        PgArray users;
+        for (const Work& w : work) users.add(w.cron->user_id);
+        for (const auto& row : tx.exec_params(kNumbersSql, users.str())) {
+            latest[row[0].as<int64_t>()] = row[1].as<int64_t>();
+        }
+    }
+    // created_at strictly increasing across builds too (Djinn numbers by created_at DESC).
+    TimePoint base = std::max(now, last_build_created_ + std::chrono::microseconds(1));
+    std::int64_t seq = 0;
+    auto stamp = [&](Work& w) {
+        // Leave room for the build's stages and jobs between two builds.
+        w.created = base + std::chrono::microseconds(seq);
+        seq += 1;
+    };
+
+    if (a.dry_run) {
+        for (Work& w : work) {
+            w.number = ++latest[w.cron->user_id];
+            out.builds.push_back({0, w.number, w.cron->id, w.cron->user_id, w.cron->name,
+                                  w.plan.queue_driver, w.cron->next_run, w.next_run});
+        }
+        return;
+    }
+
+    auto record = [&](const Work& w) {
+        out.builds.push_back({w.build_id, w.number, w.cron->id, w.cron->user_id, w.cron->name,
+                              w.plan.queue_driver, w.cron->next_run, w.next_run});
+        advance(*w.cron, w.next_run, true);
+        last_build_created_ = std::max(last_build_created_, w.created);
+    };
+
+    if (!isolate) {
+        std::vector<Work*> items;
+        for (Work& w : work) {
+            w.number = ++latest[w.cron->user_id];
+            stamp(w);
+            items.push_back(&w);
+        }
+        if (!items.empty()) write_builds(tx, items, hasher_);
+        for (const Work& w : work) record(w);
+    } else {
+        for (Work& w : work) {
+            w.number = latest[w.cron->user_id] + 1;
+            stamp(w);
+            std::vector<Work*> one{&w};
+            try {
+                pqxx::subtransaction sub(tx, "cron");
+                write_builds(sub, one, hasher_);
+                sub.commit();
+            } catch (...) {
+                PgError e = translate_current_exception();
+                if (e.kind == PgErrorKind::connection) throw;
+                bool priv = e.kind == PgErrorKind::privilege;
+                skip(*w.cron, priv ? "missing_privilege" : "write_failed",
+                     "build not written: " + e.message, false);
+                continue;
+            }
+            latest[w.cron->user_id] = w.number;
+            record(w);
+        }
+    }
+
+    if (adv_id.size() > 0) {
+        auto r = tx.exec_params(kAdvance, adv_id.str(), adv_old.str(), adv_new.str(),
+                                adv_ran.str());
+        if (r.affected_rows() != adv_id.size()) {
+            // The rows are locked FOR UPDATE by this transaction: nobody can have moved them.
+            throw std::logic_error("cron advance touched " + std::to_string(r.affected_rows()) +
+                                   " rows, expected " + std::to_string(adv_id.size()));
+        }
+    }
+}
+
+std::variant<std::vector<PendingBuild>, PgError> DispatchStore::queued_cron_builds(
+    PgConnection& conn, TimePoint since, std::int64_t after_id, std::int64_t limit) const {
+    std::vector<PendingBuild> out;
+    auto r = conn.run([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        for (const auto& row : tx.exec_params(kQueuedCronBuilds, ts(since), after_id, limit)) {
+            std::string type = row[1].as<std::string>();
+            // The queue is named after the `drivers` entry: qemu builds run on qemu-x86_64.
+            out.push_back({row[0].as<int64_t>(), type == "qemu" ? "qemu-x86_64" : type});
+        }
+    });
+    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    return out;
+}
+
+std::variant<std::int64_t, PgError> DispatchStore::count_due(PgConnection& conn) const {
+    std::int64_t n = 0;
+    auto r = conn.run([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        n = tx.exec1("SELECT count(*) FROM cron WHERE next_run <= now()::timestamp")[0]
+                .as<int64_t>();
+    });
+    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    return n;
+}
+
+std::variant<TimePoint, PgError> DispatchStore::db_now(PgConnection& conn) const {
+    TimePoint t;
+    auto r = conn.run([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        t = parse_ts(tx.exec1("SELECT now()::timestamp::text")[0].as<std::string>());
+    });
+    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    return t;
+}
+
+}  // namespace djinn::store

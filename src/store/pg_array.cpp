@@ -1,0 +1,43 @@
+#include "store/pg_array.hpp"
+
+namespace djinn::store {
+
+void PgArray::sep() {
+    if (count_++ > 0) body_ += ',';
+}
+
+PgArray& PgArray::add(std::int64_t v) {
+    sep();
+    body_ += std::to_string(v);
+    return *this;
+}
+
+PgArray& PgArray::add(std::optional<std::int64_t> v) {
+    if (v) return add(*v);
+    return add_null();
+}
+
+PgArray& PgArray::add(bool v) {
+    sep();
+    body_ += v ? "t" : "f";
+    return *this;
+}
+
+PgArray& PgArray::add_text(std::string_view v) {
+    sep();
+    body_ += '"';
+    for (char c : v) {
+        if (c == '"' || c == '\\') body_ += '\\';
+        body_ += c;
+    }
+    body_ += '"';
+    return *this;
+}
+
+PgArray& PgArray::add_null() {
+    sep();
+    body_ += "NULL";
+    return *this;
+}
+
+}  // namespace djinn::store

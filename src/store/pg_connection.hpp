@@ -1,0 +1,80 @@
+#pragma once
+// One PostgreSQL session, owned by one thread. The adapter between libpqxx and the rest of the
+// program: it never reconnects by itself (libpqxx 6.4 would, silently, losing session state such
+// as an advisory lock), so a session that broke stays broken and its owner opens a new one.
+//
+// Thread safety: none; one PgConnection per thread.
+// Failure: open() returns an error value; run() translates libpqxx exceptions into PgError.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "config/config.hpp"
+
+namespace pqxx {
+class connection;
+}
+
+namespace djinn::store {
+
+struct SessionOptions {
+    std::string application_name = "djinn-scheduler";
+    std::chrono::seconds connect_timeout{5};
+    // 0 = server default. idle_session_timeout makes the server end a session that stopped
+    // talking (PostgreSQL >= 14), which releases its advisory locks.
+    std::chrono::milliseconds idle_session_timeout{0};
+    std::chrono::milliseconds idle_in_transaction_timeout{0};
+    std::chrono::milliseconds statement_timeout{0};
+    // Client side: TCP keepalives and tcp_user_timeout bound how long a dead peer goes unnoticed.
+    std::chrono::seconds keepalive_idle{10};
+    std::chrono::milliseconds tcp_user_timeout{15000};
+};
+
+// libpq connection string for `db` (contains the password: never log it).
+std::string conninfo(const config::DatabaseConfig& db, const SessionOptions& opts);
+
+// "user@host:port/name" (+ " tls"), for logs. No password.
+std::string describe(const config::DatabaseConfig& db);
+
+enum class PgErrorKind {
+    connection,    // the session is gone: discard the PgConnection
+    privilege,     // SQLSTATE 42501
+    serialization, // 40001 / 40P01: retry
+    query,         // any other SQL error
+};
+
+struct PgError {
+    PgErrorKind kind = PgErrorKind::query;
+    std::string sqlstate;
+    std::string message;  // one line
+};
+
+class PgConnection {
+public:
+    static std::variant<std::unique_ptr<PgConnection>, PgError> open(
+        const config::DatabaseConfig& db, const SessionOptions& opts);
+    ~PgConnection();
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+
+    // Runs `work` with the raw connection, translating libpqxx exceptions. After a connection
+    // error (or a changed backend pid) the session is marked broken and every later run() fails
+    // without touching the network.
+    std::variant<std::monostate, PgError> run(const std::function<void(pqxx::connection&)>& work);
+
+    bool broken() const { return broken_; }
+    int backend_pid() const { return backend_pid_; }
+
+private:
+    explicit PgConnection(std::unique_ptr<pqxx::connection> conn);
+    std::unique_ptr<pqxx::connection> conn_;
+    int backend_pid_ = 0;
+    bool broken_ = false;
+};
+
+// Translates the exception in flight (call only inside a catch block).
+PgError translate_current_exception();
+
+}  // namespace djinn::store
