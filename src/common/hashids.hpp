@@ -12,15 +12,21 @@
 namespace djinn {
 
 class Hashids {
-public:
+  public:
     static constexpr const char* kDefaultAlphabet =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
-    // Throws std::invalid_argument for an alphabet of fewer than 16 unique characters or
-    // containing spaces.
+    // Djinn's crypto.Hasher alphabet (note: 0 first, unlike kDefaultAlphabet).
+    static constexpr const char* kDjinnAlphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    // Throws std::invalid_argument for an alphabet of fewer than 16 characters, containing
+    // spaces, or containing a character twice (go-hashids refuses duplicates too). Salt and
+    // alphabet are UTF-8; the algorithm runs on code points as Go ([]rune) and Python do.
     Hashids(std::string salt, std::size_t min_length, std::string alphabet = kDefaultAlphabet);
+    // Throws std::invalid_argument for an empty list or a negative number (go-hashids returns
+    // an error for both).
     std::string encode(const std::vector<std::int64_t>& numbers) const;
 
-private:
+  private:
     std::string salt_;
     std::size_t min_length_;
     std::string alphabet_;
@@ -33,11 +39,13 @@ private:
 // nanosecond value is forced strictly increasing per process, so hashes never repeat (the
 // column is UNIQUE) even when many are made in one microsecond.
 class ArtifactHasher {
-public:
+  public:
+    // `clock` must outlive the hasher.
     ArtifactHasher(std::string salt, const Clock& clock);
+    // max(now in ns, previous + 1), CAS loop: unique per hasher across threads.
     std::string next();
 
-private:
+  private:
     Hashids hashids_;
     const Clock& clock_;
     std::atomic<std::int64_t> last_nanos_{0};

@@ -1,0 +1,258 @@
+#include "common/hashids.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+namespace djinn {
+namespace {
+
+constexpr std::u32string_view kSeparatorCandidates = U"cfhistuCFHISTU";
+constexpr std::size_t kMinAlphabetLength = 16;
+
+// Go converts strings to []rune and Python works on code points, so the algorithm runs on code
+// points; for an ASCII salt and alphabet this is byte-for-byte the same. Invalid UTF-8 bytes
+// become U+FFFD each, as Go's []rune(string) conversion does.
+std::u32string decode_utf8(std::string_view s) {
+    std::u32string out;
+    out.reserve(s.size());
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b0 = static_cast<unsigned char>(s[i]);
+        std::size_t len = 0;
+        char32_t cp = 0;
+        if (b0 < 0x80) {
+            len = 1;
+            cp = b0;
+        } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+            len = 2;
+            cp = b0 & 0x1Fu;
+        } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+            len = 3;
+            cp = b0 & 0x0Fu;
+        } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+            len = 4;
+            cp = b0 & 0x07u;
+        }
+        bool ok = len != 0 && i + len <= s.size();
+        for (std::size_t k = 1; ok && k < len; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            ok = (b & 0xC0u) == 0x80u;
+            cp = (cp << 6) | (b & 0x3Fu);
+        }
+        if (ok && len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) {
+            ok = false;
+        }
+        if (ok && len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) {
+            ok = false;
+        }
+        if (ok) {
+            out.push_back(cp);
+            i += len;
+        } else {
+            out.push_back(U'\uFFFD');
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string encode_utf8(std::u32string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char32_t cp : s) {
+        if (cp < 0x80) {
+            out.push_back(static_cast<char>(cp));
+        } else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0u | (cp >> 6)));
+            out.push_back(static_cast<char>(0x80u | (cp & 0x3Fu)));
+        } else if (cp < 0x10000) {
+            out.push_back(static_cast<char>(0xE0u | (cp >> 12)));
+            out.push_back(static_cast<char>(0x80u | ((cp >> 6) & 0x3Fu)));
+            out.push_back(static_cast<char>(0x80u | (cp & 0x3Fu)));
+        } else {
+            out.push_back(static_cast<char>(0xF0u | (cp >> 18)));
+            out.push_back(static_cast<char>(0x80u | ((cp >> 12) & 0x3Fu)));
+            out.push_back(static_cast<char>(0x80u | ((cp >> 6) & 0x3Fu)));
+            out.push_back(static_cast<char>(0x80u | (cp & 0x3Fu)));
+        }
+    }
+    return out;
+}
+
+// The hashids "consistent shuffle" of `alphabet` keyed by `salt`.
+void consistent_shuffle(std::u32string& alphabet, std::u32string_view salt) {
+    if (salt.empty() || alphabet.empty()) {
+        return;
+    }
+    std::size_t v = 0;
+    std::size_t p = 0;
+    for (std::size_t i = alphabet.size() - 1; i > 0; --i) {
+        const auto code = static_cast<std::size_t>(salt[v]);
+        p += code;
+        const std::size_t j = (code + v + p) % i;
+        std::swap(alphabet[i], alphabet[j]);
+        v = (v + 1) % salt.size();
+    }
+}
+
+// ceil(a / divisor) for the two ratios of the algorithm (3.5 and 12), in integers:
+// ceil(a / 3.5) == ceil(2a / 7).
+std::size_t ceil_div(std::size_t numerator, std::size_t denominator) {
+    return (numerator + denominator - 1) / denominator;
+}
+
+// Base-|alphabet| digits of `input`, most significant first.
+std::u32string hash_number(std::int64_t input, std::u32string_view alphabet) {
+    std::u32string out;
+    const auto base = static_cast<std::int64_t>(alphabet.size());
+    do {
+        out.push_back(alphabet[static_cast<std::size_t>(input % base)]);
+        input /= base;
+    } while (input != 0);
+    std::reverse(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+Hashids::Hashids(std::string salt, std::size_t min_length, std::string alphabet)
+    : salt_(std::move(salt)), min_length_(min_length) {
+    const std::u32string given = decode_utf8(alphabet);
+    if (given.size() < kMinAlphabetLength) {
+        throw std::invalid_argument("hashids: alphabet must contain at least 16 characters");
+    }
+    if (given.find(U' ') != std::u32string::npos) {
+        throw std::invalid_argument("hashids: alphabet may not contain spaces");
+    }
+    for (std::size_t i = 0; i < given.size(); ++i) {
+        if (given.find(given[i]) != i) {
+            // go-hashids refuses duplicates (python-hashids drops them): refuse, as Djinn would.
+            throw std::invalid_argument("hashids: duplicate character in alphabet");
+        }
+    }
+    const std::u32string salt32 = decode_utf8(salt_);
+
+    std::u32string seps;
+    for (const char32_t c : kSeparatorCandidates) {
+        if (given.find(c) != std::u32string::npos) {
+            seps.push_back(c);
+        }
+    }
+    std::u32string alpha;
+    for (const char32_t c : given) {
+        if (seps.find(c) == std::u32string::npos) {
+            alpha.push_back(c);
+        }
+    }
+    consistent_shuffle(seps, salt32);
+
+    // Enough separators that |alphabet| / |seps| <= 3.5.
+    const std::size_t wanted_seps = ceil_div(2 * alpha.size(), 7);
+    if (seps.empty() || wanted_seps > seps.size()) {
+        const std::size_t length = wanted_seps == 1 ? 2 : wanted_seps;
+        if (length > seps.size()) {
+            const std::size_t diff = std::min(length - seps.size(), alpha.size());
+            seps += alpha.substr(0, diff);
+            alpha.erase(0, diff);
+        } else {
+            seps.resize(length);
+        }
+    }
+    consistent_shuffle(alpha, salt32);
+
+    const std::size_t guard_count = ceil_div(alpha.size(), 12);
+    std::u32string guards;
+    if (alpha.size() < 3) {
+        guards = seps.substr(0, guard_count);
+        seps.erase(0, guard_count);
+    } else {
+        guards = alpha.substr(0, guard_count);
+        alpha.erase(0, guard_count);
+    }
+    alphabet_ = encode_utf8(alpha);
+    separators_ = encode_utf8(seps);
+    guards_ = encode_utf8(guards);
+}
+
+std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
+    if (numbers.empty()) {
+        throw std::invalid_argument("hashids: nothing to encode");
+    }
+    for (const std::int64_t n : numbers) {
+        if (n < 0) {
+            throw std::invalid_argument("hashids: negative numbers cannot be encoded");
+        }
+    }
+    std::u32string alphabet = decode_utf8(alphabet_);
+    const std::u32string salt = decode_utf8(salt_);
+    const std::u32string seps = decode_utf8(separators_);
+    const std::u32string guards = decode_utf8(guards_);
+
+    std::int64_t numbers_hash = 0;
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+        numbers_hash += numbers[i] % static_cast<std::int64_t>(i + 100);
+    }
+    const auto alpha_size = static_cast<std::int64_t>(alphabet.size());
+    const char32_t lottery = alphabet[static_cast<std::size_t>(numbers_hash % alpha_size)];
+    std::u32string result(1, lottery);
+
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+        std::u32string buffer(1, lottery);
+        buffer += salt;
+        buffer += alphabet;
+        buffer.resize(alphabet.size());
+        consistent_shuffle(alphabet, buffer);
+        const std::u32string last = hash_number(numbers[i], alphabet);
+        result += last;
+        if (i + 1 < numbers.size()) {
+            const std::int64_t n =
+                numbers[i] % (static_cast<std::int64_t>(last[0]) + static_cast<std::int64_t>(i));
+            result.push_back(seps[static_cast<std::size_t>(n) % seps.size()]);
+        }
+    }
+
+    if (result.size() < min_length_) {
+        const auto guard_count = static_cast<std::int64_t>(guards.size());
+        auto index = (numbers_hash + static_cast<std::int64_t>(result[0])) % guard_count;
+        result.insert(result.begin(), guards[static_cast<std::size_t>(index)]);
+        if (result.size() < min_length_) {
+            index = (numbers_hash + static_cast<std::int64_t>(result[2])) % guard_count;
+            result.push_back(guards[static_cast<std::size_t>(index)]);
+        }
+    }
+
+    const std::size_t half = alphabet.size() / 2;
+    while (result.size() < min_length_) {
+        const std::u32string key = alphabet;
+        consistent_shuffle(alphabet, key);
+        result = alphabet.substr(half) + result + alphabet.substr(0, half);
+        if (result.size() > min_length_) {
+            const std::size_t excess = result.size() - min_length_;
+            result = result.substr(excess / 2, min_length_);
+        }
+    }
+    return encode_utf8(result);
+}
+
+ArtifactHasher::ArtifactHasher(std::string salt, const Clock& clock)
+    : hashids_(std::move(salt), 8, Hashids::kDjinnAlphabet), clock_(clock) {}
+
+std::string ArtifactHasher::next() {
+    const auto now_us = clock_.now().time_since_epoch().count();
+    const std::int64_t now_ns = now_us * 1000;
+    std::int64_t last = last_nanos_.load();
+    std::int64_t chosen = 0;
+    do {
+        chosen = std::max(now_ns, last + 1);
+    } while (!last_nanos_.compare_exchange_weak(last, chosen));
+
+    std::vector<std::int64_t> digits;
+    for (std::int64_t rest = chosen; rest != 0; rest /= 10) {
+        digits.push_back(rest % 10);
+    }
+    return hashids_.encode(digits);
+}
+
+}  // namespace djinn
