@@ -15,11 +15,15 @@ namespace djinn::manifest {
 struct PlannedArtifact {
     std::string source;  // path in the guest
     std::string name;    // default: base name of source
+
+    friend bool operator==(const PlannedArtifact&, const PlannedArtifact&) = default;
 };
 
 struct PlannedStage {
     std::string name;  // stage 0 is the setup stage: its name is setup_stage_name(number)
     bool can_fail = false;
+
+    friend bool operator==(const PlannedStage&, const PlannedStage&) = default;
 };
 
 struct PlannedJob {
@@ -27,6 +31,8 @@ struct PlannedJob {
     std::string name;             // slugified as v1.3.0 does ("create-driver", "clone.1", ...)
     std::string commands;         // newline-joined
     std::vector<PlannedArtifact> artifacts;
+
+    friend bool operator==(const PlannedJob&, const PlannedJob&) = default;
 };
 
 struct BuildPlan {
@@ -34,7 +40,7 @@ struct BuildPlan {
     std::string queue_driver;        // entry of the `drivers` config: "qemu-x86_64", "docker"
     std::string driver_config_json;  // JSON of the driver map (qemu: arch forced to x86_64)
     std::vector<std::pair<std::string, std::string>> env;  // manifest env, split at first '='
-    Passthrough objects;             // object name => destination path
+    Passthrough objects;                                   // object name => destination path
     std::vector<PlannedStage> stages;  // [0] = setup stage, then the manifest's stages in order
     std::vector<PlannedJob> jobs;      // setup jobs first, then the manifest's jobs in order
 };

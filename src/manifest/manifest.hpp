@@ -13,6 +13,8 @@ struct Source {
     std::string url;
     std::string ref;  // empty when the manifest gives none (v1.3.0 leaves it empty)
     std::string dir;
+
+    friend bool operator==(const Source&, const Source&) = default;
 };
 
 // `src => dst` entries in manifest order; a repeated src keeps its first position and its last
@@ -24,6 +26,8 @@ struct Job {
     std::string name;
     std::vector<std::string> commands;
     Passthrough artifacts;
+
+    friend bool operator==(const Job&, const Job&) = default;
 };
 
 struct Manifest {
@@ -38,6 +42,8 @@ struct Manifest {
 
     // driver["type"], or "" when absent.
     std::string driver_value(std::string_view key) const;
+
+    friend bool operator==(const Manifest&, const Manifest&) = default;
 };
 
 struct ParseError {
