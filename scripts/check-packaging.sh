@@ -738,4 +738,7 @@ main() {
     done
 }
 
-main "$@"
+# Sourcing the file (to call one function while debugging) does not run the checks.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi
