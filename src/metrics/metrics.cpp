@@ -111,6 +111,9 @@ Metrics::Metrics(std::string_view version, const KnownLabels& known)
         passes_.Add({{"result", v}});
 }
 
+Metrics::Metrics(std::string_view version, const std::vector<std::string>& drivers)
+    : Metrics(version, KnownLabels{drivers, {}, {}, {}}) {}
+
 Metrics::~Metrics() = default;
 
 void Metrics::set_leader(bool leading) {

@@ -46,6 +46,8 @@ class Metrics {
 
     // `version` becomes build_info{version}.
     explicit Metrics(std::string_view version, const KnownLabels& known = {});
+    // Shorthand for KnownLabels{.drivers = drivers}.
+    Metrics(std::string_view version, const std::vector<std::string>& drivers);
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
     ~Metrics();

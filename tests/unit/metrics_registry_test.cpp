@@ -100,6 +100,12 @@ TEST(MetricsRegistry, KnownLabelValuesArePreCreatedAtZero) {
     EXPECT_EQ(s.at("djinn_scheduler_passes_total{result=\"error\"}"), 0);
 }
 
+TEST(MetricsRegistry, DriverListShorthand) {
+    const std::vector<std::string> drivers{"docker", "qemu"};
+    Metrics m("1.2.3", drivers);
+    EXPECT_EQ(sample(m, "djinn_scheduler_builds_dispatched_total{driver=\"qemu\"}"), 0);
+}
+
 TEST(MetricsRegistry, UnknownLabelValueAppearsOnFirstUse) {
     Metrics m("1.2.3");
     EXPECT_EQ(m.serialize().find("djinn_scheduler_errors_total"), std::string::npos);
