@@ -55,12 +55,27 @@ struct Skip {
 std::string_view to_string(SkipKind k);  // metric label: "bad_manifest", "driver_disabled", ...
 
 // `enabled_drivers` is the `drivers` list of the config ("docker", "qemu-x86_64", ...).
+// Skips (expected outcomes, never thrown):
+// - unknown_driver: driver.type is not one of ssh, qemu, docker, os (the build_drivers enum),
+//   including a manifest without a driver; checked before the config, so nothing outside the
+//   enum reaches the database even if the config lists it;
+// - driver_disabled: a known type whose queue ("qemu-x86_64" for qemu) is not enabled;
+// - bad_manifest: an env entry without '=' (v1.3.0 panics there); the reason names env[i].
+// Decisions where v1.3.0 is quirky, reproduced unless noted:
+// - a stage listed twice gets two stage rows, and its jobs all go to the last one (v1.3.0 maps
+//   name -> last inserted id); default job numbers restart whenever the stage changes from
+//   the previous kept job, so they can repeat;
+// - a source without a ref gives "git checkout " (git stays on the default branch);
+// - not reproduced: v1.3.0 also puts the setup stage's name in its name -> id map, so a
+//   manifest stage or job literally named "setup - #<this build's number>" would collide with
+//   it; here setup jobs always belong to stage 0 and manifest jobs to manifest stages.
 std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
                                          const std::set<std::string>& enabled_drivers);
 
 std::string setup_stage_name(long long build_number);  // "setup - #<n>"
 
-// v1.3.0's job-name slug: trim, [^a-zA-Z0-9.] -> '-', squeeze '-', trim '-', lower-case.
+// v1.3.0's job-name slug: trim, [^a-zA-Z0-9.] -> '-' (per code point; an invalid UTF-8 byte
+// is one), squeeze '-', trim one '-' at each end, lower-case. May return "" (as v1.3.0).
 std::string slug(std::string_view s);
 
 }  // namespace djinn::manifest

@@ -7,6 +7,7 @@
 #include <exception>
 #include <map>
 #include <string>
+#include <vector>
 
 // Decoding follows gopkg.in/yaml.v2 v2.2.8 (decode.go) unmarshalling into v1.3.0's
 // manifest.Manifest, whose fields and custom unmarshalers are:
@@ -40,6 +41,7 @@ struct DecodeFailure {
 
 // yaml.v2 gives up on documents whose alias expansion explodes; so do we, more simply.
 constexpr std::size_t kMaxDecodeSteps = 200'000;
+constexpr std::size_t kMaxMergeDepth = 64;
 constexpr const char* kNullTag = "tag:yaml.org,2002:null";
 constexpr const char* kMergeTag = "tag:yaml.org,2002:merge";
 constexpr const char* kBinaryTag = "tag:yaml.org,2002:binary";
@@ -273,6 +275,23 @@ class Decoder {
     template <typename OnPair>
     void merge(const YAML::Node& value, const std::string& path, OnPair& on_pair) {
         step();
+        // yaml-cpp registers an anchor before its content, so `&a {<<: *a}` is a cycle;
+        // yaml.v2 refuses it ("anchor value contains itself"), and so do we.
+        for (const YAML::Node& open : merging_) {
+            if (open.is(value)) {
+                fail_at(value, "anchor value contains itself");
+            }
+        }
+        if (merging_.size() >= kMaxMergeDepth) {
+            fail_at(value, "map merges nested too deeply");
+        }
+        merging_.push_back(value);
+        merge_one(value, path, on_pair);
+        merging_.pop_back();
+    }
+
+    template <typename OnPair>
+    void merge_one(const YAML::Node& value, const std::string& path, OnPair& on_pair) {
         if (value.IsMap()) {
             each_pair(value, path, on_pair);
             return;
@@ -427,6 +446,7 @@ class Decoder {
     }
 
     std::size_t steps_ = 0;
+    std::vector<YAML::Node> merging_;  // mappings being merged, outermost first
 };
 
 }  // namespace

@@ -50,6 +50,13 @@ struct ParseError {
     std::string reason;  // one line, e.g. "line 3, column 5: jobs must be a list"
 };
 
+// Decodes with gopkg.in/yaml.v2 (v2.2.8) semantics; manifest.cpp lists the rules. In short:
+// unknown keys are ignored; other scalar types become their text; null is the zero value;
+// merge keys and anchors work; a shape mismatch anywhere, invalid YAML, invalid UTF-8 or a
+// control character is a ParseError (yaml-cpp's exceptions never escape).
+// An empty, comment-only or null document is an empty Manifest, not an error: it has no
+// driver, so plan_build skips it as unknown_driver, which is what v1.3.0 does with a manifest
+// that names no driver.
 std::variant<Manifest, ParseError> parse(std::string_view yaml);
 
 }  // namespace djinn::manifest

@@ -358,6 +358,15 @@ TEST(ManifestTest, InvalidYamlReportsLineAndColumn) {
     EXPECT_EQ(dup_anchor.rfind("line 1", 0), 0u) << dup_anchor;
 }
 
+TEST(ManifestTest, SelfContainingAnchorsAndDeepNestingAreErrorsNotCrashes) {
+    EXPECT_EQ(parse_error("x: &a {<<: *a}\njobs: [*a]\n"),
+              "line 1, column 4: anchor value contains itself");
+    EXPECT_EQ(parse_error("&a [*a]\n"),
+              "line 1, column 1: the manifest must be a mapping, not a list");
+    const std::string deep = "jobs: " + std::string(100000, '[') + std::string(100000, ']');
+    EXPECT_EQ(parse_error(deep).rfind("line 1, column ", 0), 0u);
+}
+
 TEST(ManifestTest, ExcessiveAliasingIsRefused) {
     std::string yaml = "a0: &a0 {<<: [{x: y}]}\n";
     for (int i = 1; i < 40; ++i) {
