@@ -469,7 +469,10 @@ path-exclude /usr/share/lintian/*
 EOF
         printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
             >"$rootfs/etc/apt/apt.conf.d/90djinn-no-recommends"
-        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
+        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log \
+            "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+        find "$rootfs/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
+        find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
         tar --numeric-owner -C "$rootfs" -cf "$tarball.tmp" .
         mv "$tarball.tmp" "$tarball"
         rm -rf "$rootfs"
@@ -479,7 +482,7 @@ EOF
     BASE_IMAGE="localhost/djinn-ci/bookworm-minbase:$id"
     if ! podman image exists "$BASE_IMAGE"; then
         say "podman import $tarball as $BASE_IMAGE"
-        podman import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
+        podman import -q --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
     fi
 }
 
