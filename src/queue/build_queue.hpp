@@ -18,8 +18,9 @@
 // Thread safety: not thread-safe; one instance per thread. Failures are values (EnqueueResult),
 // never exceptions; a dead connection is dropped and re-dialled on the next call. Every network
 // wait is bounded by `RedisEndpoint::timeout`. Error texts never contain the password.
-// SIGPIPE is blocked in the calling thread while it talks to Redis (hiredis 0.14 writes with
-// write(2)), so a server that vanishes cannot kill the process.
+// SIGPIPE is blocked in the calling thread while it talks to Redis and one raised by its own
+// writes is swallowed (hiredis 0.14 writes with write(2), not MSG_NOSIGNAL): defence in depth,
+// since hiredis stops at the first socket error; the process should ignore SIGPIPE anyway.
 #include <chrono>
 #include <cstdint>
 #include <memory>
