@@ -1,12 +1,19 @@
 #include "http/http_server.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <sstream>
 #include <string_view>
+#include <thread>
 
 #include <civetweb.h>
 #include <prometheus/collectable.h>
@@ -60,37 +67,44 @@ std::string one_line(std::string s) {
 }
 
 struct Listen {
-    std::string ports;  // civetweb's listening_ports value
-    std::string error;  // set when `addr` is not usable
+    std::string ports;      // civetweb's listening_ports value
+    std::string error;      // set when `addr` is not usable
+    std::string wake_host;  // where stop() can reach the listener
+    bool wake_v6 = false;
 };
+
+Listen invalid(std::string why) {
+    return {"", std::move(why), "", false};
+}
 
 // "host:port" → civetweb's listening_ports value.
 Listen listening_ports(const std::string& addr) {
     auto colon = addr.rfind(':');
     if (colon == std::string::npos)
-        return {"", "missing \":port\""};
+        return invalid("missing \":port\"");
     std::string host = addr.substr(0, colon);
     std::string port = addr.substr(colon + 1);
     if (port.empty() || port.size() > 5 ||
         port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-        return {"", "port must be a number from 0 to 65535"};
+        return invalid("port must be a number from 0 to 65535");
     }
-    if (host.empty())
-        return {port, ""};  // all IPv4 interfaces
+    if (host.empty() || host == "0.0.0.0") {  // all IPv4 interfaces
+        return {host.empty() ? port : host + ":" + port, "", "127.0.0.1", false};
+    }
     std::array<unsigned char, 16> buf{};
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
         std::string v6 = host.substr(1, host.size() - 2);
         if (inet_pton(AF_INET6, v6.c_str(), buf.data()) != 1) {
-            return {"", "not an IPv6 address: " + v6};
+            return invalid("not an IPv6 address: " + v6);
         }
         if (mg_check_feature(8) == 0)
-            return {"", "civetweb was built without IPv6"};
-        return {host + ":" + port, ""};
+            return invalid("civetweb was built without IPv6");
+        return {host + ":" + port, "", v6 == "::" ? "::1" : v6, true};
     }
     if (inet_pton(AF_INET, host.c_str(), buf.data()) != 1) {
-        return {"", "host must be an IP address (or empty for all interfaces): " + host};
+        return invalid("host must be an IP address (or empty for all interfaces): " + host);
     }
-    return {host + ":" + port, ""};
+    return {host + ":" + port, "", host, false};
 }
 
 }  // namespace
@@ -104,8 +118,45 @@ HttpServer::~HttpServer() {
 void HttpServer::stop() {
     if (ctx_ == nullptr)
         return;
-    mg_stop(ctx_);
+    std::atomic<bool> stopped{false};
+    std::thread stopper([this, &stopped] {
+        mg_stop(ctx_);
+        stopped.store(true);
+    });
+    // A connection wakes civetweb's master thread from its 2 s poll so that it sees the stop
+    // flag. One made before mg_stop set the flag is served (and closed) normally: keep trying.
+    while (!stopped.load()) {
+        wake_listener();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stopper.join();
     ctx_ = nullptr;
+}
+
+void HttpServer::wake_listener() const {
+    // Blocking, so that the handshake completes before close (a half-open connection never
+    // reaches accept()); the local peer answers at once, the timeout is a guard.
+    int fd = ::socket(wake_v6_ ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    timeval guard{0, 200000};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &guard, sizeof guard);
+    if (wake_v6_) {
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_port = htons(static_cast<std::uint16_t>(port_));
+        if (inet_pton(AF_INET6, wake_host_.c_str(), &a.sin6_addr) == 1) {
+            (void)::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+        }
+    } else {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(port_));
+        if (inet_pton(AF_INET, wake_host_.c_str(), &a.sin_addr) == 1) {
+            (void)::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+        }
+    }
+    ::close(fd);
 }
 
 std::variant<std::unique_ptr<HttpServer>, HttpStartError> HttpServer::start(const std::string& addr,
@@ -143,6 +194,8 @@ std::variant<std::unique_ptr<HttpServer>, HttpStartError> HttpServer::start(cons
         return HttpStartError{"http addr \"" + addr + "\": cannot read the bound port"};
     }
     server->port_ = bound[0].port;
+    server->wake_host_ = listen.wake_host;
+    server->wake_v6_ = listen.wake_v6;
     return server;
 }
 

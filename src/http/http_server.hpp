@@ -14,7 +14,8 @@
 // kept by the loops; never query a database from them). A callback that throws answers 500.
 // start() and the destructor are called from one thread.
 // Failure: start() returns an HttpStartError value (bad address, port in use); nothing throws.
-// Stopping takes civetweb up to about 2 s once it has served a request.
+// Stopping waits for requests in flight; it does not wait out civetweb's 2 s accept poll (see
+// stop()).
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,7 +58,9 @@ class HttpServer {
     // The bound TCP port.
     int port() const { return port_; }
 
-    // Stops accepting, waits for requests in flight. Idempotent.
+    // Stops accepting, waits for requests in flight. Idempotent. civetweb's master thread looks
+    // at its stop flag only when its poll() on the listening socket returns, which takes up to
+    // 2 s; stop() connects to its own port to wake it, so stopping takes milliseconds.
     void stop();
 
   private:
@@ -66,8 +69,12 @@ class HttpServer {
     int handle(mg_connection* conn);
 
     Handlers handlers_;
+    void wake_listener() const;
+
     mg_context* ctx_ = nullptr;
     int port_ = 0;
+    std::string wake_host_;  // an IP literal this server accepts on (loopback for "any")
+    bool wake_v6_ = false;
 };
 
 }  // namespace djinn::http

@@ -1,5 +1,6 @@
-// HttpServer: one server for the whole binary (civetweb takes ~2 s to stop once it has served),
-// reached with a tiny raw-socket HTTP/1.1 client.
+// HttpServer: one shared server for the endpoint tests (civetweb alone takes ~2 s to stop;
+// HttpServer::stop() avoids that, and StopsPromptly* checks it), reached with a tiny
+// raw-socket HTTP/1.1 client.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -287,6 +289,30 @@ TEST(HttpServerStart, PortInUseIsAValue) {
     auto started = HttpServer::start("127.0.0.1:" + std::to_string(taken), {});
     ASSERT_TRUE(std::holds_alternative<HttpStartError>(started));
     EXPECT_THAT(std::get<HttpStartError>(started).message, HasSubstr("cannot listen"));
+}
+
+// civetweb's own mg_stop waits up to 2 s for its accept poll; HttpServer wakes it.
+TEST(HttpServerStart, StopsPromptlyAfterServing) {
+    for (const char* addr : {"127.0.0.1:0", ":0", "0.0.0.0:0"}) {
+        auto started = HttpServer::start(addr, {});
+        ASSERT_TRUE(std::holds_alternative<std::unique_ptr<HttpServer>>(started)) << addr;
+        auto server = std::get<std::unique_ptr<HttpServer>>(std::move(started));
+        EXPECT_EQ(request(server->port(), "GET", "/healthz").status, 200) << addr;
+        const auto begin = std::chrono::steady_clock::now();
+        server.reset();
+        EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(1)) << addr;
+    }
+}
+
+TEST(HttpServerStart, Ipv6LoopbackStopsPromptly) {
+    auto started = HttpServer::start("[::1]:0", {});
+    if (auto* e = std::get_if<HttpStartError>(&started))
+        GTEST_SKIP() << e->message;
+    auto server = std::get<std::unique_ptr<HttpServer>>(std::move(started));
+    EXPECT_GT(server->port(), 0);
+    const auto begin = std::chrono::steady_clock::now();
+    server.reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(1));
 }
 
 }  // namespace
