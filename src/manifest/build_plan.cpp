@@ -4,6 +4,8 @@
 #include <array>
 #include <map>
 
+#include "common/go_json.hpp"
+
 namespace djinn::manifest {
 namespace {
 
@@ -47,75 +49,6 @@ std::size_t utf8_length(std::string_view s, std::size_t i, char32_t& cp) {
         return 0;
     }
     return len;
-}
-
-// A JSON string as Go's encoding/json (Go 1.17, which built v1.3.0) writes it with HTML
-// escaping on: < > & as \u003c \u003e \u0026, U+2028/U+2029 escaped, control characters as
-// \u00XX except \n \r \t, each invalid UTF-8 byte as \ufffd.
-void append_go_json_string(std::string& out, std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out.push_back('"');
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            switch (c) {
-                case '"':
-                    out += "\\\"";
-                    break;
-                case '\\':
-                    out += "\\\\";
-                    break;
-                case '\n':
-                    out += "\\n";
-                    break;
-                case '\r':
-                    out += "\\r";
-                    break;
-                case '\t':
-                    out += "\\t";
-                    break;
-                default:
-                    if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-                        out += "\\u00";
-                        out.push_back(kHex[c >> 4]);
-                        out.push_back(kHex[c & 0xFu]);
-                    } else {
-                        out.push_back(static_cast<char>(c));
-                    }
-            }
-            ++i;
-            continue;
-        }
-        char32_t cp = 0;
-        const std::size_t len = utf8_length(s, i, cp);
-        if (len == 0) {
-            out += "\\ufffd";
-            ++i;
-        } else if (cp == 0x2028 || cp == 0x2029) {
-            out += cp == 0x2028 ? "\\u2028" : "\\u2029";
-            i += len;
-        } else {
-            out.append(s.substr(i, len));
-            i += len;
-        }
-    }
-    out.push_back('"');
-}
-
-// json.Marshal of a map[string]string: keys in byte order, no spaces, no trailing newline.
-std::string go_json_object(const std::map<std::string, std::string>& m) {
-    std::string out = "{";
-    for (const auto& [key, value] : m) {
-        if (out.size() > 1) {
-            out.push_back(',');
-        }
-        append_go_json_string(out, key);
-        out.push_back(':');
-        append_go_json_string(out, value);
-    }
-    out.push_back('}');
-    return out;
 }
 
 Skip skip(SkipKind kind, std::string reason) {
@@ -197,7 +130,10 @@ std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
         return skip(SkipKind::driver_disabled,
                     "driver \"" + plan.queue_driver + "\" is not in the drivers config");
     }
-    plan.driver_config_json = go_json_object(config);
+    // build_drivers.config: json.Marshal of the map (v1.3.0's json.Encoder adds a "\n" that the
+    // json column keeps; it is left out here, which every JSON reader ignores).
+    plan.driver_config_json = go_json_object(
+        std::vector<std::pair<std::string, std::string>>(config.begin(), config.end()));
 
     // v1.3.0 indexes parts[1] of SplitN(env, "=", 2) and panics without '=': refuse instead.
     for (std::size_t i = 0; i < m.env.size(); ++i) {
