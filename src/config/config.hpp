@@ -1,7 +1,13 @@
 #pragma once
 // The scheduler's typed configuration, loaded from Djinn's own config language
 // (scheduler.conf, contract section 4) or from YAML with the same keys (*.yaml / *.yml).
-// Thread safety: Config is a plain value.
+// Keys match case-insensitively; unknown keys, wrong types and bad values are errors that
+// name file:line:column and the dotted key, all reported together (docs: parser.hpp for
+// the grammar, decoder.hpp for the checks, string_expansion.hpp for ${VAR}).
+//
+// Thread safety: Config is a plain value. The load functions may be called from any
+// thread, but they read the environment (getenv) for ${VAR}: not while another thread
+// calls setenv. Failure: never throws for bad input; problems come back in LoadResult.
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -23,8 +29,8 @@ struct DatabaseConfig {
     std::string addr = "localhost:5432";  // host:port, or an absolute unix-socket directory
     std::string name = "djinn";
     std::string username;
-    std::string password;              // never logged
-    std::optional<TlsConfig> tls;      // `tls { }` or the deprecated `ssl { }`
+    std::string password;          // never logged
+    std::optional<TlsConfig> tls;  // `tls { }` or the deprecated `ssl { }`
 };
 
 struct RedisConfig {
@@ -67,8 +73,8 @@ struct Config {
 
 struct ConfigError {
     std::string file;
-    int line = 0;    // 1-based; 0 when not tied to a place
-    int column = 0;  // 1-based
+    int line = 0;     // 1-based; 0 when not tied to a place
+    int column = 0;   // 1-based
     std::string key;  // dotted path, e.g. "database.tls.ca"
     std::string message;
     // "file:line:column: key: message"
@@ -78,6 +84,9 @@ struct ConfigError {
 struct LoadResult {
     std::optional<Config> config;     // set only when errors is empty
     std::vector<ConfigError> errors;  // every problem found, in file order
+    // Loaded anyway, but worth a log line at start: deprecated `ssl`, ${VAR} not set, no
+    // crypto.salt, no drivers, several `log` entries, crypto keys the scheduler ignores.
+    std::vector<ConfigError> warnings;
 };
 
 // Reads `path` (YAML when it ends in .yaml/.yml, else Djinn's language), expands ${VAR} from
@@ -87,5 +96,17 @@ LoadResult load_file(const std::string& path);
 // The same from text; `name` is used in errors and for relative includes.
 LoadResult load_djinn(const std::string& text, const std::string& name);
 LoadResult load_yaml(const std::string& text, const std::string& name);
+
+// The drivers a `drivers` entry may name, as v1.3.0 queues them: builds_<driver>.
+// ("qemu" builds go to builds_qemu-x86_64, so the entry is "qemu-x86_64".)
+const std::vector<std::string>& known_drivers();
+
+std::string to_string(LogLevel level);    // "debug", "info", "warn", "error"
+std::string to_string(LogFormat format);  // "text", "json"
+
+// One line for the start-up log: source, interval, batch size, drivers, log, database
+// addr/name/username, TLS files, redis addr, http addr, leader settings. Never a password
+// or the crypto salt (only whether they are set).
+std::string describe(const Config& config);
 
 }  // namespace djinn::config

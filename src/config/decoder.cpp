@@ -1,0 +1,610 @@
+#include "config/decoder.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "config/literals.hpp"
+#include "config/string_expansion.hpp"
+
+namespace djinn::config {
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+std::string join(const std::string& prefix, std::string_view name) {
+    return prefix.empty() ? std::string(name) : prefix + "." + std::string(name);
+}
+
+std::string where(const ast::Position& pos) {
+    return pos.file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+bool is_scalar(ast::Kind kind) {
+    return kind != ast::Kind::block && kind != ast::Kind::array && kind != ast::Kind::null;
+}
+
+std::string shown(const ast::Node& node) {
+    std::string out = ast::kind_name(node);
+    if (is_scalar(node.kind) && node.text.size() <= 40) {
+        out += node.kind == ast::Kind::string ? " \"" + node.text + "\"" : " " + node.text;
+    }
+    return out;
+}
+
+std::optional<LogLevel> parse_level(std::string_view text) {
+    std::string name = lower(text);
+    if (name == "debug") {
+        return LogLevel::debug;
+    }
+    if (name == "info") {
+        return LogLevel::info;
+    }
+    if (name == "warn") {
+        return LogLevel::warn;
+    }
+    if (name == "error") {
+        return LogLevel::error;
+    }
+    return std::nullopt;
+}
+
+// "host:port" with a numeric port; IPv6 hosts in brackets. Returns an error or "".
+std::string check_host_port(std::string_view addr, bool allow_empty_host) {
+    std::string_view host;
+    std::string_view port;
+    if (!addr.empty() && addr.front() == '[') {
+        auto close = addr.find(']');
+        if (close == std::string_view::npos || close + 1 >= addr.size() || addr[close + 1] != ':') {
+            return "expected \"[ipv6]:port\", got \"" + std::string(addr) + "\"";
+        }
+        host = addr.substr(1, close - 1);
+        port = addr.substr(close + 2);
+    } else {
+        auto colon = addr.rfind(':');
+        if (colon == std::string_view::npos) {
+            return "expected \"host:port\", got \"" + std::string(addr) + "\" (no port)";
+        }
+        host = addr.substr(0, colon);
+        port = addr.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            return "expected \"host:port\", got \"" + std::string(addr) +
+                   "\" (put an IPv6 host in brackets: \"[::1]:5432\")";
+        }
+    }
+    if (host.empty() && !allow_empty_host) {
+        return "expected \"host:port\", got \"" + std::string(addr) + "\" (no host)";
+    }
+    if (host.find_first_of(" \t/") != std::string_view::npos) {
+        return "invalid host in \"" + std::string(addr) + "\"";
+    }
+    std::string ignored;
+    auto number = parse_integer(port, &ignored);
+    if (port.empty() || port.front() == '+' || port.front() == '-' || !number || *number < 1 ||
+        *number > 65535) {
+        return "invalid port \"" + std::string(port) + "\" in \"" + std::string(addr) +
+               "\" (expected 1 to 65535)";
+    }
+    return "";
+}
+
+}  // namespace
+
+Decoder::Decoder(std::vector<ConfigError>* errors, std::vector<ConfigError>* warnings)
+    : errors_(errors), warnings_(warnings) {}
+
+void Decoder::error(const ast::Position& pos, const std::string& key, const std::string& message) {
+    errors_->push_back(ConfigError{pos.file, pos.line, pos.column, key, message});
+    invalid_.insert(key);
+}
+
+void Decoder::warn(const ast::Position& pos, const std::string& key, const std::string& message) {
+    warnings_->push_back(ConfigError{pos.file, pos.line, pos.column, key, message});
+}
+
+// Calls visit(canonical_name, param, dotted_key) for each known key of `block`; reports
+// unknown keys, labels where none belong, and repeated keys. The key named `labelled`
+// takes a label and may repeat (with different labels).
+template <typename Visit>
+void Decoder::each_key(const ast::Node& block, const std::string& prefix,
+                       const std::vector<std::string_view>& names, const std::string& labelled,
+                       Visit&& visit) {
+    for (const ast::Param& param : block.params) {
+        const std::string name = lower(param.name.text);
+        auto known = std::find(names.begin(), names.end(), name);
+        if (known == names.end()) {
+            std::string message = "unknown key";
+            std::string_view best;
+            std::size_t best_distance = 4;
+            for (auto candidate : names) {
+                // "address" for "addr", "capath" for "ca": a known key as a prefix is close.
+                std::size_t distance =
+                    name.rfind(candidate, 0) == 0 || candidate.rfind(name, 0) == 0
+                        ? 1
+                        : edit_distance(name, candidate);
+                // Short keys are close to everything short.
+                std::size_t limit = std::min(candidate.size(), name.size()) <= 3 ? 1 : 3;
+                if (distance <= limit && distance < best_distance) {
+                    best_distance = distance;
+                    best = candidate;
+                }
+            }
+            if (!best.empty()) {
+                message += " (did you mean '" + std::string(best) + "'?)";
+            } else {
+                message += " (known here: ";
+                for (std::size_t i = 0; i < names.size(); ++i) {
+                    message += (i == 0 ? "" : ", ") + std::string(names[i]);
+                }
+                message += ")";
+            }
+            error(param.name.pos, join(prefix, param.name.text), message);
+            // Probably a misspelt known key: "X is required" for this block would be noise.
+            incomplete_.insert(prefix);
+            continue;
+        }
+        const std::string key = join(prefix, name);
+        if (param.has_label && name != labelled) {
+            error(param.label.pos, key,
+                  "takes no label (found '" + param.label.text + "' between key and value)");
+            continue;
+        }
+        if (name != labelled) {
+            auto [it, inserted] = seen_.emplace(key, param.name.pos);
+            if (!inserted) {
+                error(param.name.pos, key, "duplicate key; first set at " + where(it->second));
+                continue;
+            }
+        }
+        visit(name, param, key);
+    }
+}
+
+bool Decoder::expect_block(const ast::Node& node, const std::string& key) {
+    if (node.kind == ast::Kind::block) {
+        return true;
+    }
+    error(node.pos, key,
+          std::string(node.yaml ? "expected a mapping" : "expected a block { ... }") + ", got " +
+              shown(node));
+    return false;
+}
+
+std::optional<std::string> Decoder::string_value(const ast::Node& node, const std::string& key) {
+    // An unquoted YAML scalar is text whatever it looks like (`password: 1234`).
+    bool text =
+        node.kind == ast::Kind::string || (node.yaml && node.yaml_plain && is_scalar(node.kind));
+    if (!text) {
+        error(node.pos, key, "expected a string, got " + shown(node));
+        return std::nullopt;
+    }
+    ExpandedString expanded = expand_string(node.text, /*backslash_escapes=*/!node.yaml);
+    if (!expanded.error.empty()) {
+        error(node.pos, key, expanded.error);
+        return std::nullopt;
+    }
+    for (const auto& name : expanded.unset_vars) {
+        warn(node.pos, key, "environment variable " + name + " is not set: it expands to \"\"");
+    }
+    return std::move(expanded.value);
+}
+
+std::optional<std::string> Decoder::address_value(const ast::Node& node, const std::string& key,
+                                                  bool allow_empty_host, bool allow_socket_dir) {
+    auto value = string_value(node, key);
+    if (!value) {
+        return std::nullopt;
+    }
+    if (allow_socket_dir && !value->empty() && value->front() == '/') {
+        return value;  // a unix-socket directory
+    }
+    std::string problem = check_host_port(*value, allow_empty_host);
+    if (!problem.empty()) {
+        error(node.pos, key, problem);
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<std::int64_t> Decoder::integer_value(const ast::Node& node, const std::string& key) {
+    if (node.kind != ast::Kind::integer) {
+        error(node.pos, key, "expected an integer, got " + shown(node));
+        return std::nullopt;
+    }
+    std::string problem;
+    auto value = parse_integer(node.text, &problem);
+    if (!value) {
+        error(node.pos, key, problem);
+    }
+    return value;
+}
+
+std::optional<std::chrono::milliseconds> Decoder::duration_value(const ast::Node& node,
+                                                                 const std::string& key) {
+    // YAML has no duration type: there a duration is a string, quoted or not ("1m", 1m).
+    bool readable =
+        node.kind == ast::Kind::duration || (node.yaml && node.kind == ast::Kind::string);
+    if (!readable) {
+        std::string hint =
+            node.kind == ast::Kind::integer
+                ? " (a duration needs a unit: " + node.text + "s, " + node.text + "m, ...)"
+                : " (e.g. 1m, 1h30m, 500ms)";
+        error(node.pos, key, "expected a duration, got " + shown(node) + hint);
+        return std::nullopt;
+    }
+    std::string problem;
+    auto value = parse_duration(node.text, &problem);
+    if (!value) {
+        error(node.pos, key, problem);
+        return std::nullopt;
+    }
+    if (value->count() <= 0) {
+        error(node.pos, key, "must be a positive duration, got " + node.text);
+        return std::nullopt;
+    }
+    auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(*value);
+    if (millis.count() == 0) {
+        error(node.pos, key, "must be at least 1ms, got " + node.text);
+        return std::nullopt;
+    }
+    return millis;
+}
+
+Config Decoder::decode(const ast::Node& root, bool cross_field_rules) {
+    Config config;
+    root_pos_ = ast::Position{root.pos.file, 0, 0};
+    if (root.kind != ast::Kind::null && expect_block(root, "")) {
+        top_level(root, config);
+    }
+    if (tls_) {
+        config.database.tls = tls_;
+    } else if (ssl_) {
+        config.database.tls = ssl_;
+    }
+    if (cross_field_rules) {
+        cross_field(config);
+    }
+    return config;
+}
+
+void Decoder::top_level(const ast::Node& root, Config& config) {
+    static const std::vector<std::string_view> kNames = {
+        "pidfile", "interval", "batch_size", "log",  "log_format", "drivers",
+        "crypto",  "database", "redis",      "http", "leader",     "drain_timeout"};
+    each_key(root, "", kNames, "log",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 const ast::Node& value = param.value;
+                 if (name == "pidfile") {
+                     if (auto v = string_value(value, key)) {
+                         config.pidfile = *v;
+                     }
+                 } else if (name == "interval") {
+                     if (auto v = duration_value(value, key)) {
+                         config.interval = *v;
+                     }
+                 } else if (name == "batch_size") {
+                     if (auto v = integer_value(value, key)) {
+                         if (*v < 1 || *v > 100000) {
+                             error(value.pos, key,
+                                   "must be between 1 and 100000, got " + std::to_string(*v));
+                         } else {
+                             config.batch_size = *v;
+                         }
+                     }
+                 } else if (name == "log") {
+                     if (param.has_label) {
+                         log_entry(param, param.label, value, key + "." + param.label.text);
+                     } else if (value.kind == ast::Kind::block) {
+                         // `log { info "/dev/stdout" }`, the shape YAML has.
+                         for (const ast::Param& entry : value.params) {
+                             const std::string entry_key = key + "." + entry.name.text;
+                             if (entry.has_label) {
+                                 error(entry.label.pos, entry_key, "takes no label");
+                                 continue;
+                             }
+                             log_entry(entry, entry.name, entry.value, entry_key);
+                         }
+                     } else {
+                         error(value.pos, key,
+                               "expected `log <level> <file>` (e.g. log info \"/dev/stdout\"), "
+                               "got " +
+                                   shown(value));
+                     }
+                 } else if (name == "log_format") {
+                     if (auto v = string_value(value, key)) {
+                         if (lower(*v) == "text") {
+                             config.log.format = LogFormat::text;
+                         } else if (lower(*v) == "json") {
+                             config.log.format = LogFormat::json;
+                         } else {
+                             error(value.pos, key,
+                                   "unknown log format \"" + *v + "\" (use text or json)");
+                         }
+                     }
+                 } else if (name == "drivers") {
+                     drivers(value, config);
+                 } else if (name == "crypto") {
+                     crypto(value, config);
+                 } else if (name == "database") {
+                     database(value, config);
+                 } else if (name == "redis") {
+                     redis(value, config);
+                 } else if (name == "http") {
+                     http(value, config);
+                 } else if (name == "leader") {
+                     leader(value, config);
+                 } else if (name == "drain_timeout") {
+                     if (auto v = duration_value(value, key)) {
+                         config.drain_timeout = *v;
+                     }
+                 }
+             });
+
+    // Djinn allows one `log` per level and writes to the file of the most verbose one.
+    if (!log_entries_.empty()) {
+        auto chosen = std::min_element(
+            log_entries_.begin(), log_entries_.end(),
+            [](const LogEntry& a, const LogEntry& b) { return a.level < b.level; });
+        config.log.level = chosen->level;
+        config.log.file = chosen->file;
+        if (log_entries_.size() > 1) {
+            warn(chosen->pos, "log",
+                 "several log entries: like Djinn, only the most verbose one is used (" +
+                     to_string(chosen->level) + " to " + chosen->file + ")");
+        }
+    }
+}
+
+void Decoder::log_entry(const ast::Param& param, const ast::Name& level, const ast::Node& file,
+                        const std::string& key) {
+    auto parsed = parse_level(level.text);
+    if (!parsed) {
+        error(level.pos, key,
+              "unknown log level '" + level.text + "' (use debug, info, warn or error)");
+        return;
+    }
+    for (const LogEntry& earlier : log_entries_) {
+        if (earlier.level == *parsed) {
+            error(level.pos, key, "duplicate log level; first set at " + where(earlier.pos));
+            return;
+        }
+    }
+    auto path = string_value(file, key);
+    if (!path) {
+        return;
+    }
+    if (path->empty()) {
+        error(file.pos, key, "log file must not be empty (use \"/dev/stdout\")");
+        return;
+    }
+    (void)param;
+    log_entries_.push_back(LogEntry{*parsed, *path, level.pos});
+}
+
+void Decoder::drivers(const ast::Node& node, Config& config) {
+    const std::string key = "drivers";
+    if (node.kind != ast::Kind::array) {
+        error(node.pos, key,
+              std::string(node.yaml ? "expected a sequence of strings"
+                                    : "expected an array of strings [\"docker\", ]") +
+                  ", got " + shown(node));
+        return;
+    }
+    const auto& known = known_drivers();
+    for (std::size_t i = 0; i < node.items.size(); ++i) {
+        const ast::Node& item = node.items[i];
+        const std::string item_key = key + "[" + std::to_string(i) + "]";
+        auto name = string_value(item, item_key);
+        if (!name) {
+            continue;
+        }
+        if (std::find(known.begin(), known.end(), *name) == known.end()) {
+            std::string message = "unknown driver \"" + *name + "\"";
+            if (*name == "qemu") {
+                message += " (the scheduler queues qemu builds as \"qemu-x86_64\")";
+            } else {
+                message += " (known: docker, os, qemu-x86_64, ssh)";
+            }
+            error(item.pos, item_key, message);
+            continue;
+        }
+        if (std::find(config.drivers.begin(), config.drivers.end(), *name) !=
+            config.drivers.end()) {
+            error(item.pos, item_key, "driver \"" + *name + "\" is listed twice");
+            continue;
+        }
+        config.drivers.push_back(*name);
+    }
+}
+
+void Decoder::crypto(const ast::Node& node, Config& config) {
+    if (!expect_block(node, "crypto")) {
+        return;
+    }
+    // auth, block and hash belong to Djinn's shared crypto block (server, worker); a
+    // scheduler.conf that copied it loads in Djinn, so it loads here too.
+    each_key(node, "crypto", {"salt", "auth", "block", "hash"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 auto value = string_value(param.value, key);
+                 if (!value) {
+                     return;
+                 }
+                 if (name == "salt") {
+                     config.crypto_salt = *value;
+                 } else {
+                     warn(param.name.pos, key, "not used by the scheduler; ignored");
+                 }
+             });
+}
+
+void Decoder::database(const ast::Node& node, Config& config) {
+    if (!expect_block(node, "database")) {
+        return;
+    }
+    each_key(node, "database", {"addr", "name", "username", "password", "tls", "ssl"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 const ast::Node& value = param.value;
+                 if (name == "addr") {
+                     if (auto v = address_value(value, key, false, true)) {
+                         config.database.addr = *v;
+                     }
+                 } else if (name == "name") {
+                     if (auto v = string_value(value, key)) {
+                         if (v->empty()) {
+                             error(value.pos, key, "must not be empty");
+                         } else {
+                             config.database.name = *v;
+                         }
+                     }
+                 } else if (name == "username") {
+                     if (auto v = string_value(value, key)) {
+                         config.database.username = *v;
+                     }
+                 } else if (name == "password") {
+                     if (auto v = string_value(value, key)) {
+                         config.database.password = *v;
+                     }
+                 } else if (name == "tls") {
+                     if (expect_block(value, key)) {
+                         tls(value, key, tls_.emplace());
+                     }
+                 } else if (name == "ssl") {
+                     warn(param.name.pos, key, "ssl is deprecated, use tls instead");
+                     if (expect_block(value, key)) {
+                         tls(value, key, ssl_.emplace());
+                     }
+                 }
+             });
+}
+
+void Decoder::tls(const ast::Node& node, const std::string& prefix, TlsConfig& tls) {
+    each_key(node, prefix, {"ca", "cert", "key"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 auto value = string_value(param.value, key);
+                 if (!value) {
+                     return;
+                 }
+                 if (value->empty()) {
+                     error(param.value.pos, key, "must not be empty (leave the key out instead)");
+                     return;
+                 }
+                 (name == "ca" ? tls.ca : name == "cert" ? tls.cert : tls.key) = *value;
+             });
+}
+
+void Decoder::redis(const ast::Node& node, Config& config) {
+    if (!expect_block(node, "redis")) {
+        return;
+    }
+    each_key(node, "redis", {"addr", "password"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 if (name == "addr") {
+                     if (auto v = address_value(param.value, key, false, false)) {
+                         config.redis.addr = *v;
+                     }
+                 } else if (auto v = string_value(param.value, key)) {
+                     config.redis.password = *v;
+                 }
+             });
+}
+
+void Decoder::http(const ast::Node& node, Config& config) {
+    if (!expect_block(node, "http")) {
+        return;
+    }
+    each_key(node, "http", {"addr"}, "",
+             [&](const std::string&, const ast::Param& param, const std::string& key) {
+                 auto text = string_value(param.value, key);
+                 if (!text) {
+                     return;
+                 }
+                 if (text->empty()) {
+                     config.http.addr.clear();  // no HTTP server
+                     return;
+                 }
+                 // ":9090" listens on every interface.
+                 if (address_value(param.value, key, true, false)) {
+                     config.http.addr = *text;
+                 }
+             });
+}
+
+void Decoder::leader(const ast::Node& node, Config& config) {
+    if (!expect_block(node, "leader")) {
+        return;
+    }
+    each_key(node, "leader", {"key", "retry_interval", "lock_timeout"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 if (name == "key") {
+                     if (auto v = integer_value(param.value, key)) {
+                         config.leader.lock_key = *v;
+                     }
+                 } else if (auto v = duration_value(param.value, key)) {
+                     (name == "retry_interval" ? config.leader.retry_interval
+                                               : config.leader.lock_timeout) = *v;
+                 }
+             });
+}
+
+void Decoder::cross_field(const Config& config) {
+    if (tls_ && ssl_) {
+        error(seen_["database.ssl"], "database.ssl",
+              "database.ssl is the deprecated spelling of database.tls: keep only tls");
+    }
+    const std::string prefix = tls_ ? "database.tls" : "database.ssl";
+    if (const auto& chosen = tls_ ? tls_ : ssl_) {
+        const ast::Position block_pos = seen_[prefix];
+        const bool judged = !incomplete_.count(prefix);
+        const bool ca_ok = !invalid_.count(prefix + ".ca");
+        const bool cert_ok = !invalid_.count(prefix + ".cert");
+        const bool key_ok = !invalid_.count(prefix + ".key");
+        if (judged && ca_ok && chosen->ca.empty()) {
+            error(block_pos, prefix + ".ca",
+                  "required when " + prefix +
+                      " is set: the connection verifies the server (sslmode=verify-full)");
+        }
+        if (judged && cert_ok && key_ok && chosen->cert.empty() != chosen->key.empty()) {
+            const bool has_cert = !chosen->cert.empty();
+            const std::string present = prefix + (has_cert ? ".cert" : ".key");
+            const std::string missing = prefix + (has_cert ? ".key" : ".cert");
+            error(seen_[present], missing,
+                  "required when " + present + " is set: a client certificate needs its key");
+        }
+    }
+    if (config.crypto_salt.empty() && !invalid_.count("crypto.salt")) {
+        auto crypto = seen_.find("crypto");
+        warn(crypto == seen_.end() ? root_pos_ : crypto->second, "crypto.salt",
+             "not set: artifact hashes are made with an empty salt");
+    }
+    if (config.drivers.empty() && !invalid_.count("drivers")) {
+        warn(seen_.count("drivers") ? seen_["drivers"] : root_pos_, "drivers",
+             "no drivers: no cron will be dispatched");
+    }
+}
+
+}  // namespace djinn::config

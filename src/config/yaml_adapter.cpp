@@ -1,0 +1,121 @@
+#include "config/yaml_adapter.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/literals.hpp"
+
+namespace djinn::config {
+namespace {
+
+ast::Position position(const YAML::Mark& mark, const std::string& file,
+                       const ast::Position& fallback) {
+    if (mark.line < 0 || mark.column < 0) {
+        return fallback;  // yaml-cpp has no place for nodes it made up (empty values)
+    }
+    return ast::Position{file, mark.line + 1, mark.column + 1};
+}
+
+ast::Kind scalar_kind(const std::string& text) {
+    if (text == "true" || text == "false") {
+        return ast::Kind::boolean;
+    }
+    if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
+        return ast::Kind::null;
+    }
+    const char first = text.front();
+    if ((first >= '0' && first <= '9') || first == '-' || first == '+') {
+        switch (classify_number(text)) {
+            case NumberShape::integer:
+                return ast::Kind::integer;
+            case NumberShape::floating:
+                return ast::Kind::floating;
+            case NumberShape::duration:
+                return ast::Kind::duration;
+            case NumberShape::size:
+                return ast::Kind::size;
+            case NumberShape::invalid:
+                break;
+        }
+    }
+    return ast::Kind::string;
+}
+
+// Converts `node` (read only through const references: operator[] on a non-const node
+// would insert).
+ast::Node convert(const YAML::Node& node, const std::string& file, const ast::Position& fallback) {
+    ast::Node out;
+    out.yaml = true;
+    out.pos = position(node.Mark(), file, fallback);
+    switch (node.Type()) {
+        case YAML::NodeType::Map:
+            out.kind = ast::Kind::block;
+            // Copies: yaml-cpp's iterators hand out temporaries (it->first would dangle).
+            for (const auto& entry : node) {
+                const YAML::Node key = entry.first;
+                const YAML::Node value = entry.second;
+                ast::Param param;
+                param.name.pos = position(key.Mark(), file, out.pos);
+                if (!key.IsScalar()) {
+                    // Not a name the decoder knows: it is reported as an unknown key.
+                    param.name.text = "<non-scalar key>";
+                } else {
+                    param.name.text = key.Scalar();
+                }
+                param.value = convert(value, file, param.name.pos);
+                out.params.push_back(std::move(param));
+            }
+            break;
+        case YAML::NodeType::Sequence:
+            out.kind = ast::Kind::array;
+            for (const auto& item : node) {
+                const YAML::Node element = item;
+                out.items.push_back(convert(element, file, out.pos));
+            }
+            break;
+        case YAML::NodeType::Scalar: {
+            out.text = node.Scalar();
+            const std::string& tag = node.Tag();
+            // "!" marks a quoted (non-plain) scalar; !!str asks for a string explicitly.
+            if (tag == "!" || tag == "tag:yaml.org,2002:str") {
+                out.kind = ast::Kind::string;
+            } else {
+                out.kind = scalar_kind(out.text);
+                out.yaml_plain = true;
+            }
+            break;
+        }
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined:
+            // yaml-cpp places an empty value where the next token starts (the next line):
+            // the key is the better place to point at.
+            out.pos = fallback;
+            out.kind = ast::Kind::null;
+            break;
+    }
+    return out;
+}
+
+}  // namespace
+
+ast::Node YamlAdapter::parse(const std::string& text, const std::string& name) {
+    const ast::Position file_pos{name, 1, 1};
+    try {
+        const YAML::Node root = YAML::Load(text);
+        ast::Node tree = convert(root, name, file_pos);
+        if (tree.kind == ast::Kind::null) {
+            // An empty document is an empty configuration, as an empty scheduler.conf is.
+            tree.kind = ast::Kind::block;
+        }
+        return tree;
+    } catch (const YAML::Exception& e) {
+        ast::Position pos = position(e.mark, name, file_pos);
+        errors_->push_back(ConfigError{pos.file, pos.line, pos.column, "", e.msg});
+    }
+    ast::Node empty;
+    empty.kind = ast::Kind::block;
+    empty.yaml = true;
+    empty.pos = file_pos;
+    return empty;
+}
+
+}  // namespace djinn::config
