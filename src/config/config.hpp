@@ -5,6 +5,17 @@
 // name file:line:column and the dotted key, all reported together (docs: parser.hpp for
 // the grammar, decoder.hpp for the checks, string_expansion.hpp for ${VAR}).
 //
+// Keys (Djinn syntax; YAML has the same names, `log` being a mapping {<level>: <file>}):
+//   pidfile "<path>"                  interval <duration > 0>       batch_size <1..100000>
+//   log <debug|info|warn|error> "<file>"   ("/dev/stdout", "/dev/stderr" or a path; several
+//                                          entries: the most verbose one wins, as in Djinn)
+//   log_format "text"|"json"          drivers ["docker", "os", "qemu-x86_64", "ssh",]
+//   crypto { salt }                   (auth, block, hash: accepted and ignored, as Djinn's
+//                                      shared crypto block has them)
+//   database { addr name username password tls { ca cert key } }   (`ssl` = deprecated tls)
+//   redis { addr password }           http { addr }                 drain_timeout <duration>
+//   leader { key <int64> retry_interval <duration> lock_timeout <duration> }
+//
 // Thread safety: Config is a plain value. The load functions may be called from any
 // thread, but they read the environment (getenv) for ${VAR}: not while another thread
 // calls setenv. Failure: never throws for bad input; problems come back in LoadResult.

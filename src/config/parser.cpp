@@ -89,7 +89,7 @@ class FileParser {
     std::string key() const {
         std::string out;
         for (const auto& part : path_) {
-            if (!out.empty()) {
+            if (!out.empty() && part.front() != '[') {
                 out += '.';
             }
             out += part;
@@ -106,6 +106,19 @@ class FileParser {
         if (!tok_.bad) {
             error(tok_.pos, message);
         }
+    }
+
+    // Skips a `{`/`[` and everything up to its matching close, iteratively.
+    void skip_nested() {
+        int depth = 0;
+        do {
+            if (tok_.token == Token::lbrace || tok_.token == Token::lbrack) {
+                ++depth;
+            } else if (tok_.token == Token::rbrace || tok_.token == Token::rbrack) {
+                --depth;
+            }
+            next();
+        } while (depth > 0 && tok_.token != Token::eof);
     }
 
     // Skips to the end of the statement: a separator or a closing brace at this depth.
@@ -187,9 +200,20 @@ class FileParser {
                 next();
                 return node;
             case Token::lbrace:
-                return block();
             case Token::lbrack:
-                return array();
+                if (depth_ >= kMaxDepth) {
+                    // Recursion has a bound: skip the whole value without descending.
+                    error(tok_.pos,
+                          "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+                    skip_nested();
+                    *ok = false;
+                    return node;
+                } else {
+                    ++depth_;
+                    ast::Node nested = tok_.token == Token::lbrace ? block() : array();
+                    --depth_;
+                    return nested;
+                }
             case Token::name:
                 if (tok_.text == "true" || tok_.text == "false") {
                     node.kind = ast::Kind::boolean;
@@ -360,6 +384,8 @@ class FileParser {
     Lexer lexer_;
     Lexeme tok_;
     std::vector<std::string> path_;
+    int depth_ = 0;
+    static constexpr int kMaxDepth = 64;
 };
 
 Parser::Parser(std::vector<ConfigError>* errors) : errors_(errors) {}

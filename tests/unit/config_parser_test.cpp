@@ -135,6 +135,19 @@ TEST(ConfigParserTest, UnclosedBlockAndArray) {
                   "p.conf:1:14: drivers: expected ']' to close the array opened at 1:9"}));
 }
 
+TEST(ConfigParserTest, NestingIsBounded) {
+    const std::string deep = "a " + std::string(100, '[') + std::string(100, ']') + "\nb 1\n";
+    auto parsed = parse(deep);
+    std::string key = "a";
+    for (int i = 0; i < 64; ++i) {
+        key += "[0]";
+    }
+    EXPECT_EQ(parsed.errors, (std::vector<std::string>{"p.conf:1:67: " + key +
+                                                       ": nested more than 64 levels deep"}));
+    ASSERT_EQ(parsed.root.params.size(), 2U);
+    EXPECT_EQ(parsed.root.params[1].name.text, "b");
+}
+
 TEST(ConfigParserTest, EmptyAndCommentOnlyFiles) {
     EXPECT_TRUE(parse("").root.params.empty());
     EXPECT_TRUE(parse("# nothing\n\n;;\n").root.params.empty());
