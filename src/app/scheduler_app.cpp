@@ -57,6 +57,8 @@ queue::RedisEndpoint redis_endpoint(const config::RedisConfig& r) {
         e.host = e.host.substr(1, e.host.size() - 2);
     if (e.host.empty()) e.host = "127.0.0.1";
     e.password = r.password;
+    // Bounded well inside the lock session's idle timeout: enqueue runs between transactions.
+    e.timeout = std::chrono::milliseconds(2000);
     return e;
 }
 
@@ -206,7 +208,7 @@ int SchedulerApp::run() {
     DispatcherOptions opts;
     opts.batch_size = config_.batch_size;
     Dispatcher dispatcher(store, queue, log_, events, clock_, opts);
-    leader::LeaderLock lock(config_.leader.key);
+    leader::LeaderLock lock(config_.leader.lock_key);
     leader::LeadershipTracker tracker;
 
     // Drain watchdog: once stop is requested the batch in flight has drain_timeout to finish.
@@ -244,7 +246,7 @@ int SchedulerApp::run() {
         leading = now_leading;
         metrics_->set_leader(now_leading);
         if (change == leader::LeadershipTracker::Change::gained) {
-            log_->info("leadership acquired (lock key {}): dispatching", config_.leader.key);
+            log_->info("leadership acquired (lock key {}): dispatching", config_.leader.lock_key);
         } else if (change == leader::LeadershipTracker::Change::lost) {
             log_->warn("leadership lost: {}; stopped dispatching, competing again", why);
         }
@@ -370,7 +372,7 @@ int SchedulerApp::run() {
 
     log_->info("stopping: readiness off, batch in flight finished");
     if (conn && !conn->broken() && leading) {
-        if (lock.release(*conn)) log_->info("leadership released (lock key {})", config_.leader.key);
+        if (lock.release(*conn)) log_->info("leadership released (lock key {})", config_.leader.lock_key);
         set_leading(false, "stopping");
     }
     conn.reset();

@@ -148,6 +148,51 @@ JOIN build_drivers d ON d.build_id = b.id
 WHERE b.status = 'queued' AND b.created_at >= $1::timestamp AND b.id > $2
 ORDER BY b.id LIMIT $3)sql";
 
+enum class Area { essential, variables, keys };
+
+struct Need {
+    const char* kind;  // "table" / "sequence"
+    const char* name;
+    const char* privilege;
+    Area area;
+};
+
+// Everything a dispatch reads and writes (the GRANTs Djinn v1.3.0 gives, plus the two sequence
+// grants it forgot).
+constexpr Need kNeeds[] = {
+    {"table", "cron", "SELECT", Area::essential},
+    {"table", "cron", "UPDATE", Area::essential},
+    {"table", "users", "SELECT", Area::essential},
+    {"table", "variables", "SELECT", Area::essential},
+    {"table", "keys", "SELECT", Area::essential},
+    {"table", "objects", "SELECT", Area::essential},
+    {"table", "builds", "SELECT", Area::essential},
+    {"table", "builds", "INSERT", Area::essential},
+    {"table", "build_triggers", "INSERT", Area::essential},
+    {"table", "build_tags", "INSERT", Area::essential},
+    {"table", "cron_builds", "SELECT", Area::essential},
+    {"table", "cron_builds", "INSERT", Area::essential},
+    {"table", "build_drivers", "SELECT", Area::essential},
+    {"table", "build_drivers", "INSERT", Area::essential},
+    {"table", "build_objects", "INSERT", Area::essential},
+    {"table", "build_stages", "INSERT", Area::essential},
+    {"table", "build_jobs", "INSERT", Area::essential},
+    {"table", "build_artifacts", "INSERT", Area::essential},
+    {"sequence", "builds_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_triggers_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_tags_id_seq", "USAGE", Area::essential},
+    {"sequence", "cron_builds_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_drivers_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_objects_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_stages_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_jobs_id_seq", "USAGE", Area::essential},
+    {"sequence", "build_artifacts_id_seq", "USAGE", Area::essential},
+    {"table", "build_variables", "INSERT", Area::variables},
+    {"sequence", "build_variables_id_seq", "USAGE", Area::variables},
+    {"table", "build_keys", "INSERT", Area::keys},
+    {"sequence", "build_keys_id_seq", "USAGE", Area::keys},
+};
+
 struct DueCron {
     int64_t id = 0;
     int64_t user_id = 0;
@@ -374,50 +419,11 @@ DispatchStore::DispatchStore(std::set<std::string> drivers, std::string crypto_s
     : drivers_(std::move(drivers)), hasher_(std::move(crypto_salt), clock) {}
 
 std::variant<Privileges, PgError> DispatchStore::check_privileges(PgConnection& conn) const {
-    struct Need {
-        const char* kind;  // "table" / "sequence"
-        const char* name;
-        const char* privilege;
-        enum { essential, variables, keys } area;
-    };
-    static const Need needs[] = {
-        {"table", "cron", "SELECT", Need::essential},
-        {"table", "cron", "UPDATE", Need::essential},
-        {"table", "users", "SELECT", Need::essential},
-        {"table", "variables", "SELECT", Need::essential},
-        {"table", "keys", "SELECT", Need::essential},
-        {"table", "objects", "SELECT", Need::essential},
-        {"table", "builds", "SELECT", Need::essential},
-        {"table", "builds", "INSERT", Need::essential},
-        {"table", "build_triggers", "INSERT", Need::essential},
-        {"table", "build_tags", "INSERT", Need::essential},
-        {"table", "cron_builds", "SELECT", Need::essential},
-        {"table", "cron_builds", "INSERT", Need::essential},
-        {"table", "build_drivers", "SELECT", Need::essential},
-        {"table", "build_drivers", "INSERT", Need::essential},
-        {"table", "build_objects", "INSERT", Need::essential},
-        {"table", "build_stages", "INSERT", Need::essential},
-        {"table", "build_jobs", "INSERT", Need::essential},
-        {"table", "build_artifacts", "INSERT", Need::essential},
-        {"sequence", "builds_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_triggers_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_tags_id_seq", "USAGE", Need::essential},
-        {"sequence", "cron_builds_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_drivers_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_objects_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_stages_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_jobs_id_seq", "USAGE", Need::essential},
-        {"sequence", "build_artifacts_id_seq", "USAGE", Need::essential},
-        {"table", "build_variables", "INSERT", Need::variables},
-        {"sequence", "build_variables_id_seq", "USAGE", Need::variables},
-        {"table", "build_keys", "INSERT", Need::keys},
-        {"sequence", "build_keys_id_seq", "USAGE", Need::keys},
-    };
     Privileges p;
     auto r = conn.run([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c);
         std::string role = tx.exec1("SELECT current_user")[0].as<std::string>();
-        for (const Need& n : needs) {
+        for (const Need& n : kNeeds) {
             std::string fn = std::string(n.kind) == "table" ? "has_table_privilege"
                                                             : "has_sequence_privilege";
             bool ok = tx.exec_params1("SELECT " + fn + "($1, $2)", std::string("public.") + n.name,
@@ -428,9 +434,9 @@ std::variant<Privileges, PgError> DispatchStore::check_privileges(PgConnection& 
             p.missing.push_back({std::string(n.privilege) + " on " + n.kind + " " + n.name,
                                  "GRANT " + std::string(n.privilege) + " ON " + on + " public." +
                                      n.name + " TO " + quote_ident(role) + ";"});
-            if (n.area == Need::variables) p.can_copy_variables = false;
-            if (n.area == Need::keys) p.can_copy_keys = false;
-            if (n.area == Need::essential) p.can_dispatch = false;
+            if (n.area == Area::variables) p.can_copy_variables = false;
+            if (n.area == Area::keys) p.can_copy_keys = false;
+            if (n.area == Area::essential) p.can_dispatch = false;
         }
     });
     if (auto* e = std::get_if<PgError>(&r)) return *e;

@@ -95,9 +95,9 @@ PgError translate_current_exception() {
     } catch (const pqxx::in_doubt_error& e) {
         return {PgErrorKind::connection, "", one_line(e.what())};
     } catch (const pqxx::serialization_failure& e) {
-        return {PgErrorKind::serialization, e.sqlstate(), one_line(e.what())};
+        return {PgErrorKind::serialization, "40001", one_line(e.what())};
     } catch (const pqxx::deadlock_detected& e) {
-        return {PgErrorKind::serialization, e.sqlstate(), one_line(e.what())};
+        return {PgErrorKind::serialization, "40P01", one_line(e.what())};
     } catch (const pqxx::insufficient_privilege& e) {
         return {PgErrorKind::privilege, e.sqlstate(), one_line(e.what())};
     } catch (const pqxx::sql_error& e) {

@@ -13,9 +13,7 @@
 
 #include "config/config.hpp"
 
-namespace pqxx {
-class connection;
-}
+#include <pqxx/connection>
 
 namespace djinn::store {
 
