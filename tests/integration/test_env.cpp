@@ -1,0 +1,334 @@
+#include "test_env.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace djinn::testing {
+
+std::string required_env(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') {
+        throw std::runtime_error(std::string(name) +
+                                 " is not set: run integration tests through scripts/test.sh, "
+                                 "which starts PostgreSQL and Redis");
+    }
+    return v;
+}
+
+std::string fixture_path(const std::string& relative) {
+    return std::string(DJINN_FIXTURES_DIR) + "/" + relative;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string temp_dir() {
+    std::string tmpl = "/tmp/djinn-it.XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    chmod(tmpl.c_str(), 0755);
+    return tmpl;
+}
+
+namespace {
+
+std::string admin_conninfo(const std::string& db) {
+    return "host=" + required_env("DJINN_TEST_PGHOST") + " port=" +
+           required_env("DJINN_TEST_PGPORT") + " user=" + required_env("DJINN_TEST_PGSUPERUSER") +
+           " dbname=" + db + " options='-c TimeZone=UTC'";
+}
+
+std::atomic<int> db_counter{0};
+
+}  // namespace
+
+TestDatabase::TestDatabase() {
+    name_ = "djinn_it_" + std::to_string(::getpid()) + "_" + std::to_string(db_counter++);
+    pqxx::connection c(admin_conninfo("postgres"));
+    pqxx::nontransaction tx(c);
+    tx.exec("CREATE DATABASE " + name_ + " TEMPLATE " + required_env("DJINN_TEST_PGTEMPLATE"));
+    admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));
+}
+
+TestDatabase::~TestDatabase() {
+    admin_.reset();
+    try {
+        pqxx::connection c(admin_conninfo("postgres"));
+        pqxx::nontransaction tx(c);
+        tx.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+    } catch (const std::exception&) {
+        // Best effort: the throwaway server is deleted at the end of the run anyway.
+    }
+}
+
+pqxx::connection& TestDatabase::admin() {
+    if (!admin_->is_open()) admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));
+    return *admin_;
+}
+
+void TestDatabase::exec(const std::string& sql) {
+    pqxx::work tx(admin());
+    tx.exec(sql);
+    tx.commit();
+}
+
+std::int64_t TestDatabase::count(const std::string& sql) {
+    pqxx::work tx(admin());
+    return tx.exec1(sql)[0].as<std::int64_t>();
+}
+
+std::string TestDatabase::scalar(const std::string& sql) {
+    pqxx::work tx(admin());
+    auto f = tx.exec1(sql)[0];
+    return f.is_null() ? std::string("<null>") : f.as<std::string>();
+}
+
+void TestDatabase::exec_file(const std::string& path) { exec(read_file(path)); }
+
+std::string TestDatabase::addr() const {
+    return required_env("DJINN_TEST_PGHOST") + ":" + required_env("DJINN_TEST_PGPORT");
+}
+
+config::DatabaseConfig TestDatabase::scheduler_config() const {
+    config::DatabaseConfig d;
+    d.addr = addr();
+    d.name = name_;
+    d.username = "djinn_scheduler";
+    d.password = "secret";
+    return d;
+}
+
+Redis::Redis() : Redis(required_env("DJINN_TEST_REDIS_HOST"),
+                       std::stoi(required_env("DJINN_TEST_REDIS_PORT"))) {}
+
+Redis::Redis(const std::string& h, int p) : host(h), port(p) {
+    timeval tv{5, 0};
+    ctx_ = redisConnectWithTimeout(host.c_str(), port, tv);
+    if (ctx_ == nullptr || ctx_->err) throw std::runtime_error("cannot connect to test Redis");
+}
+
+Redis::~Redis() {
+    if (ctx_) redisFree(ctx_);
+}
+
+namespace {
+void render(const redisReply* r, std::vector<std::string>& out) {
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+        case REDIS_REPLY_STATUS:
+            out.emplace_back(r->str, r->len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.push_back(std::to_string(r->integer));
+            break;
+        case REDIS_REPLY_ARRAY:
+            for (std::size_t i = 0; i < r->elements; ++i) render(r->element[i], out);
+            break;
+        case REDIS_REPLY_ERROR:
+            throw std::runtime_error(std::string("redis error: ") + std::string(r->str, r->len));
+        default:
+            break;
+    }
+}
+}  // namespace
+
+std::vector<std::string> Redis::command(const std::vector<std::string>& argv) {
+    std::vector<const char*> args;
+    std::vector<std::size_t> lens;
+    for (const auto& a : argv) {
+        args.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
+    if (reply == nullptr) throw std::runtime_error("redis connection lost");
+    std::vector<std::string> out;
+    try {
+        render(reply, out);
+    } catch (...) {
+        freeReplyObject(reply);
+        throw;
+    }
+    freeReplyObject(reply);
+    return out;
+}
+
+std::string Redis::get_str(const std::vector<std::string>& argv) {
+    auto r = command(argv);
+    return r.empty() ? std::string() : r[0];
+}
+
+long long Redis::integer(const std::vector<std::string>& argv) {
+    auto r = command(argv);
+    return r.empty() ? 0 : std::stoll(r[0]);
+}
+
+void Redis::flushall() { command({"FLUSHALL"}); }
+
+std::string redis_addr() {
+    return required_env("DJINN_TEST_REDIS_HOST") + ":" + required_env("DJINN_TEST_REDIS_PORT");
+}
+
+namespace {
+
+std::vector<std::string> merged_env(const std::map<std::string, std::string>& extra) {
+    std::map<std::string, std::string> all;
+    for (char** e = environ; *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : extra) all[k] = v;
+    std::vector<std::string> out;
+    for (const auto& [k, v] : all) out.push_back(k + "=" + v);
+    return out;
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+            const std::string& log_path) {
+    std::vector<std::string> argv_s{DJINN_SCHEDULER_BIN};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    auto env_s = merged_env(env);
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    sigset_t dfl;
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw std::runtime_error("posix_spawn failed for " + argv_s[0]);
+    return pid;
+}
+
+int decode_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    return -1;
+}
+
+}  // namespace
+
+ProcessResult run_scheduler(const std::vector<std::string>& args,
+                            const std::map<std::string, std::string>& env,
+                            std::chrono::seconds timeout) {
+    SchedulerProcess p(args, env);
+    int rc = p.wait(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+    ProcessResult r;
+    r.exit_code = rc;
+    r.output = p.output();
+    return r;
+}
+
+SchedulerProcess::SchedulerProcess(const std::vector<std::string>& args,
+                                   const std::map<std::string, std::string>& env) {
+    log_path_ = temp_dir() + "/scheduler.log";
+    pid_ = spawn(args, env, log_path_);
+}
+
+SchedulerProcess::~SchedulerProcess() {
+    if (!exited_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+    }
+}
+
+void SchedulerProcess::signal(int sig) {
+    if (!exited_) ::kill(pid_, sig);
+}
+
+bool SchedulerProcess::running() {
+    if (exited_) return false;
+    pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) exited_ = true;
+    return !exited_;
+}
+
+int SchedulerProcess::wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+        if (std::chrono::steady_clock::now() >= deadline) return -1000;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return decode_status(status_);
+}
+
+std::string SchedulerProcess::output() const {
+    try {
+        return read_file(log_path_);
+    } catch (const std::exception&) {
+        return "";
+    }
+}
+
+std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
+    std::ostringstream s;
+    if (!o.pidfile.empty()) s << "pidfile \"" << o.pidfile << "\"\n";
+    s << "interval " << o.interval << "\n";
+    s << "batch_size " << o.batch_size << "\n";
+    s << "log " << o.log_level << " \"" << o.log_file << "\"\n";
+    s << "drivers [\n";
+    for (const auto& d : o.drivers) s << "    \"" << d << "\",\n";
+    s << "]\n";
+    s << "crypto {\n    salt \"1a2b3c4d5e6f7g8h\"\n}\n";
+    s << "database {\n    addr \"" << db.addr() << "\"\n    name \"" << db.name()
+      << "\"\n    username \"djinn_scheduler\"\n    password \"" << o.password << "\"\n}\n";
+    s << "redis {\n    addr \"" << redis_addr() << "\"\n}\n";
+    if (!o.http_addr.empty()) s << "http {\n    addr \"" << o.http_addr << "\"\n}\n";
+    s << o.extra;
+    return s.str();
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return pred();
+}
+
+}  // namespace djinn::testing

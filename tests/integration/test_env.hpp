@@ -1,0 +1,118 @@
+#pragma once
+// Integration test support: the real PostgreSQL and Redis that scripts/test.sh starts (through
+// DJINN_TEST_* environment variables), per-test databases made from the Djinn v1.3.0 template,
+// and djinn-scheduler processes run as a user would run them.
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace djinn::testing {
+
+// The value of an environment variable the test script must set; fails the test run loudly
+// (std::runtime_error) when it is missing, so integration tests never pass by skipping.
+std::string required_env(const char* name);
+
+std::string fixture_path(const std::string& relative);  // under tests/fixtures
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+std::string temp_dir();  // a fresh directory under /tmp
+
+// A database created from the Djinn v1.3.0 template; dropped at destruction.
+class TestDatabase {
+public:
+    TestDatabase();
+    ~TestDatabase();
+    const std::string& name() const { return name_; }
+    // A superuser session on this database, for seeding and assertions.
+    pqxx::connection& admin();
+    void exec(const std::string& sql);
+    std::int64_t count(const std::string& sql);  // SELECT count(*)-like scalar
+    std::string scalar(const std::string& sql);
+    // The djinn_scheduler role's connection settings (password "secret").
+    config::DatabaseConfig scheduler_config() const;
+    std::string addr() const;
+    // Run a psql-style SQL file as superuser.
+    void exec_file(const std::string& path);
+
+private:
+    std::string name_;
+    std::unique_ptr<pqxx::connection> admin_;
+};
+
+// A minimal Redis client for assertions.
+class Redis {
+public:
+    Redis();  // the test Redis
+    Redis(const std::string& host, int port);
+    ~Redis();
+    // Runs a command; returns the reply's string/integer/array rendered as strings.
+    std::vector<std::string> command(const std::vector<std::string>& argv);
+    std::string get_str(const std::vector<std::string>& argv);  // first element or ""
+    long long integer(const std::vector<std::string>& argv);
+    void flushall();
+    std::string host;
+    int port = 0;
+
+private:
+    redisContext* ctx_ = nullptr;
+};
+
+std::string redis_addr();  // "host:port" of the test Redis
+
+struct ProcessResult {
+    int exit_code = -1;  // -signal when killed by a signal
+    std::string output;  // stdout + stderr
+};
+
+// Runs djinn-scheduler with `args` to completion (bounded by `timeout`).
+ProcessResult run_scheduler(const std::vector<std::string>& args,
+                            const std::map<std::string, std::string>& env = {},
+                            std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// A djinn-scheduler running in the background; killed (SIGKILL) at destruction if still running.
+class SchedulerProcess {
+public:
+    SchedulerProcess(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env = {});
+    ~SchedulerProcess();
+    pid_t pid() const { return pid_; }
+    void signal(int sig);
+    // Waits for exit; returns the exit code (-signal), or nullopt-like -1000 on timeout.
+    int wait(std::chrono::milliseconds timeout);
+    bool running();
+    std::string output() const;  // what it wrote so far
+    const std::string& log_path() const { return log_path_; }
+
+private:
+    pid_t pid_ = -1;
+    int status_ = 0;
+    bool exited_ = false;
+    std::string log_path_;
+};
+
+// Djinn-format scheduler config for the test services.
+struct ConfigOptions {
+    std::string pidfile;
+    std::string interval = "1m";
+    int batch_size = 1000;
+    std::vector<std::string> drivers = {"docker", "qemu-x86_64"};
+    std::string password = "secret";  // may be "${VAR}"
+    std::string log_level = "info";
+    std::string log_file = "/dev/stdout";
+    std::string http_addr;  // empty: no http block
+    std::string extra;      // appended verbatim
+};
+std::string djinn_config(const TestDatabase& db, const ConfigOptions& o);
+
+// Polls `pred` every 20 ms until it is true or `timeout` passes.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+}  // namespace djinn::testing
