@@ -53,6 +53,7 @@ int run_cli(int argc, char** argv) {
     }
     config::Config cfg = std::move(*loaded.config);
     if (flags.check_config) {
+        for (const auto& w : loaded.warnings) std::cerr << "warning: " << w.to_string() << "\n";
         std::cout << flags.config << ": OK\n";
         return 0;
     }
@@ -63,6 +64,8 @@ int run_cli(int argc, char** argv) {
         return 1;
     }
     auto log = std::get<std::shared_ptr<spdlog::logger>>(made);
+    for (const auto& w : loaded.warnings) log->warn("config: {}", w.to_string());
+    log->info("{}", config::describe(cfg));
 
     // Signals are taken by one thread with sigwait; every other thread blocks them.
     sigset_t set;

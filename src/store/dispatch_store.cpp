@@ -608,7 +608,6 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     TimePoint base = std::max(now, last_build_created_ + std::chrono::microseconds(1));
     std::int64_t seq = 0;
     auto stamp = [&](Work& w) {
-        // Leave room for the build's stages and jobs between two builds.
         w.created = base + std::chrono::microseconds(seq);
         seq += 1;
     };
@@ -643,13 +642,16 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
             w.number = latest[w.cron->user_id] + 1;
             stamp(w);
             std::vector<Work*> one{&w};
+            // Explicit savepoints: libpqxx 6.4's subtransaction only issues its SAVEPOINT on
+            // exec(), never on exec_params(), so it would not isolate anything here.
+            tx.exec("SAVEPOINT djinn_cron");
             try {
-                pqxx::subtransaction sub(tx, "cron");
-                write_builds(sub, one, hasher_);
-                sub.commit();
+                write_builds(tx, one, hasher_);
+                tx.exec("RELEASE SAVEPOINT djinn_cron");
             } catch (...) {
                 PgError e = translate_current_exception();
                 if (e.kind == PgErrorKind::connection) throw;
+                tx.exec("ROLLBACK TO SAVEPOINT djinn_cron");
                 bool priv = e.kind == PgErrorKind::privilege;
                 skip(*w.cron, priv ? "missing_privilege" : "write_failed",
                      "build not written: " + e.message, false);
