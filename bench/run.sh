@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# The midnight-burst benchmark (issue 6). Usage:
+#
+#   bench/run.sh [N ...]          # default: 1000 10000 100000
+#
+# Starts its own PostgreSQL 15 and Redis (scripts/lib/services.sh), builds a Release
+# djinn-scheduler, and for each N: seeds N due crons (bench/sql/seed.sql), runs one `-once`
+# pass and measures it; resets the database, seeds again and times the CEILING
+# (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Then the idle pass: a pass
+# with BENCH_IDLE_CRONS crons none of which is due, without and with CREATE INDEX ON
+# cron (next_run). Prints one Markdown table and writes it to BENCH_OUT.
+#
+# Environment:
+#   BENCH_BUILD_DIR     build tree (default build-bench; configured Release if missing)
+#   BENCH_OUT           result file (default bench/results/latest.md)
+#   BENCH_IDLE_CRONS    crons in the table for the idle pass (default 1000000; 0 skips it)
+#   BENCH_BATCH_COMPARE another batch_size, run at the largest N for information
+#                       (default 5000; 0 skips it)
+#   BENCH_SKIP_BUILD=1  use the binary in BENCH_BUILD_DIR as it is
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+OUT=${BENCH_OUT:-$ROOT/bench/results/latest.md}
+IDLE_CRONS=${BENCH_IDLE_CRONS:-1000000}
+BATCH_COMPARE=${BENCH_BATCH_COMPARE:-5000}
+if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(1000 10000 100000); fi
+for n in "${SIZES[@]}"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: N must be a positive integer: $n" >&2; exit 2; }
+done
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# --- build -------------------------------------------------------------------------------------
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+        # -Wno-restrict / -Wno-maybe-uninitialized: GCC 12 false positives at -O3 in code
+        # outside bench/ (see BENCHMARKS.md); every other warning stays an error.
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DDJINN_WERROR=ON \
+            -DCMAKE_CXX_FLAGS="-Wno-restrict -Wno-maybe-uninitialized" >/dev/null
+    fi
+    log "building djinn-scheduler (Release) in $BUILD_DIR"
+    cmake --build "$BUILD_DIR" -j2 --target djinn-scheduler >/dev/null
+fi
+SCHEDULER=$BUILD_DIR/djinn-scheduler
+[ -x "$SCHEDULER" ] || { echo "bench/run.sh: no binary at $SCHEDULER" >&2; exit 1; }
+grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD_DIR/CMakeCache.txt" ||
+    log "warning: $BUILD_DIR is not a Release build"
+
+# --- services ----------------------------------------------------------------------------------
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+log "starting PostgreSQL and Redis"
+services_start
+RUN=$DJINN_TEST_RUNDIR
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$DJINN_TEST_PGHOST" -p "$DJINN_TEST_PGPORT" -U postgres)
+REDIS=(redis-cli -h "$DJINN_TEST_REDIS_HOST" -p "$DJINN_TEST_REDIS_PORT")
+DB=bench
+HZ=$(getconf CLK_TCK)
+
+now_s() { date +%s.%N; }
+# CPU seconds of this PostgreSQL cluster: the postmaster (with its reaped children) and its
+# live children (backends, checkpointer, autovacuum ...), from /proc.
+pg_cpu() {
+    local pm
+    pm=$(head -1 "$DJINN_TEST_PGDATA/postmaster.pid")
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" -v hz="$HZ" '
+        { pid = $1; sub(/^.*\) /, "")
+          # after "comm) ": $2 ppid, $12 utime, $13 stime, $14 cutime, $15 cstime
+          if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm) t += $12 + $13 }
+        END { printf "%.2f", t / hz }'
+}
+
+reset_db() {  # fresh database from the Djinn template, seeded with $1 crons (due: $2), empty Redis
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE $DJINN_TEST_PGTEMPLATE"
+    "${REDIS[@]}" flushall >/dev/null
+    "${PSQL[@]}" -d "$DB" -v n="$1" -v due="$2" -f "$ROOT/bench/sql/seed.sql" >/dev/null
+}
+
+write_config() {  # $1 batch_size
+    cat >"$RUN/scheduler.conf" <<CONF
+log info "$RUN/scheduler.log"
+batch_size $1
+drivers ["docker", "qemu-x86_64",]
+crypto { salt "bench-salt-0123456789" }
+database {
+    addr "$DJINN_TEST_PGHOST:$DJINN_TEST_PGPORT"
+    name "$DB"
+    username "djinn_scheduler"
+    password "secret"
+}
+redis { addr "$DJINN_TEST_REDIS_HOST:$DJINN_TEST_REDIS_PORT" }
+CONF
+}
+
+# One -once pass. Sets: P_WALL P_PASS P_RSS_MB P_CPU P_PGCPU P_DELAY (all strings).
+run_pass() {
+    write_config "$1"
+    : >"$RUN/scheduler.log"
+    local pg0 pg1 t0 t1 start_ms last
+    pg0=$(pg_cpu)
+    t0=$(now_s)
+    /usr/bin/time -v -o "$RUN/time.txt" "$SCHEDULER" -config "$RUN/scheduler.conf" -once ||
+        { cat "$RUN/scheduler.log" >&2; echo "bench/run.sh: the pass failed" >&2; exit 1; }
+    t1=$(now_s)
+    pg1=$(pg_cpu)
+    P_WALL=$(echo "$t1 - $t0" | bc -l)
+    P_PASS=$(sed -n 's/.*pass done: .*, \([0-9.]*\) s$/\1/p' "$RUN/scheduler.log" | tail -1)
+    P_RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$RUN/time.txt")
+    P_CPU=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$RUN/time.txt")
+    P_PGCPU=$(echo "$pg1 - $pg0" | bc -l)
+    # Dispatch delay of the last build: from the start of the pass (the tick at which the whole
+    # burst fell due) to the log line written right after the last batch was enqueued.
+    start_ms=$(date -u -d "@$t0" +%s%3N)
+    last=$(grep ' batch: ' "$RUN/scheduler.log" | tail -1 | cut -d' ' -f1 || true)
+    if [ -n "$last" ]; then
+        P_DELAY=$(echo "($(date -u -d "${last%Z}Z" +%s%3N) - $start_ms) / 1000" | bc -l)
+    else
+        P_DELAY=
+    fi
+}
+
+fmt() { printf '%.*f' "$1" "$2"; }
+
+check_rows() {  # $1 expected builds
+    local builds queued
+    builds=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds")
+    queued=$("${REDIS[@]}" llen builds_docker:active)
+    if [ "$builds" != "$1" ] || [ "$queued" != "$1" ]; then
+        echo "bench/run.sh: expected $1 builds and queue jobs, found $builds and $queued" >&2
+        exit 1
+    fi
+}
+
+# Rows per table (for the notes: the ceiling writes what a pass writes).
+row_counts() {
+    "${PSQL[@]}" -d "$DB" -Atc "SELECT string_agg(t || '=' || n, ' ' ORDER BY t) FROM (
+      SELECT 'builds' t, count(*) n FROM builds UNION ALL SELECT 'triggers', count(*) FROM build_triggers
+      UNION ALL SELECT 'tags', count(*) FROM build_tags UNION ALL SELECT 'cron_builds', count(*) FROM cron_builds
+      UNION ALL SELECT 'drivers', count(*) FROM build_drivers UNION ALL SELECT 'variables', count(*) FROM build_variables
+      UNION ALL SELECT 'stages', count(*) FROM build_stages UNION ALL SELECT 'jobs', count(*) FROM build_jobs
+      UNION ALL SELECT 'artifacts', count(*) FROM build_artifacts) x"
+}
+
+ROWS=()
+EXTRA=()
+for n in "${SIZES[@]}"; do
+    log "N=$n: seeding"
+    reset_db "$n" true
+    log "N=$n: scheduler pass"
+    run_pass 1000
+    check_rows "$n"
+    counts_pass=$(row_counts)
+    s_pass=$P_PASS s_wall=$P_WALL s_rss=$P_RSS_MB s_cpu=$P_CPU s_pg=$P_PGCPU s_delay=$P_DELAY
+
+    log "N=$n: reset, seeding, ceiling"
+    reset_db "$n" true
+    pg0=$(pg_cpu)
+    c_time=$("${PSQL[@]}" -d "$DB" -At -v n="$n" -f "$ROOT/bench/sql/ceiling.sql" | tail -1)
+    pg1=$(pg_cpu)
+    c_pg=$(echo "$pg1 - $pg0" | bc -l)
+    counts_ceiling=$(row_counts)
+    if [ "$counts_pass" != "$counts_ceiling" ]; then
+        echo "bench/run.sh: the ceiling wrote other rows than the pass:" >&2
+        echo "  pass:    $counts_pass" >&2
+        echo "  ceiling: $counts_ceiling" >&2
+        exit 1
+    fi
+    ratio=$(echo "$c_time / $s_pass" | bc -l)
+    rate=$(echo "$n / $s_pass" | bc -l)
+    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$s_wall") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $(fmt 0 "$rate") | $s_rss | $(fmt 2 "$s_cpu") / $(fmt 2 "$s_pg") | $(fmt 2 "$c_pg") | $(fmt 2 "${s_delay:-0}") |")
+    log "N=$n: pass $(fmt 2 "$s_pass") s, ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio"), RSS $s_rss MB"
+    log "N=$n: rows $counts_pass"
+done
+
+largest=${SIZES[-1]}
+if [ "$BATCH_COMPARE" != 0 ]; then
+    log "N=$largest: batch_size $BATCH_COMPARE (for information)"
+    reset_db "$largest" true
+    run_pass "$BATCH_COMPARE"
+    check_rows "$largest"
+    EXTRA+=("| batch_size $BATCH_COMPARE, N=$largest | $(fmt 2 "$P_PASS") s pass, $(fmt 0 "$(echo "$largest / $P_PASS" | bc -l)") builds/s, RSS $P_RSS_MB MB, CPU $(fmt 2 "$P_CPU") / $(fmt 2 "$P_PGCPU") s |")
+fi
+
+if [ "$IDLE_CRONS" != 0 ]; then
+    log "idle: seeding $IDLE_CRONS crons, none due"
+    reset_db "$IDLE_CRONS" false
+    idle() {  # IDLE_MEDIAN: median pass time of 3 passes (the first also warms the cache)
+        local times=() _
+        for _ in 1 2 3; do
+            run_pass 1000
+            times+=("$P_PASS")
+        done
+        IDLE_MEDIAN=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
+    }
+    idle
+    idle_noindex=$IDLE_MEDIAN
+    idle_rss=$P_RSS_MB
+    "${PSQL[@]}" -d "$DB" -c "CREATE INDEX cron_next_run_idx ON cron (next_run)" -c "ANALYZE cron"
+    idle
+    idle_index=$IDLE_MEDIAN
+    EXTRA+=("| idle pass, $IDLE_CRONS crons, no index | $(fmt 3 "$idle_noindex") s (median of 3), RSS $idle_rss MB |")
+    EXTRA+=("| idle pass, $IDLE_CRONS crons, index on cron (next_run) | $(fmt 3 "$idle_index") s (median of 3) |")
+fi
+
+mem_gb=$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+{
+    echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) CPU ($cpu_model), ${mem_gb} GB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg), PostgreSQL $("${PSQL[@]}" -d postgres -Atc 'SHOW server_version'), batch_size 1000."
+    echo
+    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${ROWS[@]}"
+    if [ ${#EXTRA[@]} -gt 0 ]; then
+        echo
+        echo "| other measurement | result |"
+        echo "|---|---|"
+        printf '%s\n' "${EXTRA[@]}"
+    fi
+} >"$RUN/table.md"
+mkdir -p "$(dirname "$OUT")"
+cp "$RUN/table.md" "$OUT"
+echo
+cat "$OUT"
+log "written to $OUT"
