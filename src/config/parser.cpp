@@ -71,6 +71,9 @@ class FileParser {
             if (tok_.token != Token::name) {
                 report_unless_bad("expected a name, got " + describe(tok_));
                 skip_statement();
+                if (tok_.token == Token::rbrace) {
+                    next();  // a stray '}' closes nothing here: without this, no progress
+                }
                 continue;
             }
             if (iequals(tok_.text, "include")) {
