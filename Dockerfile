@@ -24,8 +24,9 @@ COPY cmake/ cmake/
 COPY src/ src/
 COPY tests/ tests/
 ARG CMAKE_BUILD_TYPE=RelWithDebInfo
+# Only the binary and the unit tests: the integration tests need services (scripts/test.sh).
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE} -DDJINN_BUILD_TESTS=ON \
- && cmake --build build -j"$(nproc)" \
+ && cmake --build build -j"$(nproc)" --target djinn-scheduler djinn_unit_tests \
  && ctest --test-dir build -L unit --output-on-failure --no-tests=error -j"$(nproc)" \
  && strip --strip-debug -o /djinn-scheduler build/djinn-scheduler \
  && /djinn-scheduler -version
