@@ -555,7 +555,10 @@ image_checks() {
     local ver rev created
     ver=$(sed -n 's/^project(djinn-scheduler VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
     rev=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
-    created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    # The commit's time, not now: the same commit gives the same build args, so buildah's
+    # layer cache (--layers) can reuse the compile step on a rerun.
+    created=$(git -C "$ROOT" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null ||
+        date -u +%Y-%m-%dT%H:%M:%SZ)
 
     section "image build (buildah, base $BASE_IMAGE)"
     local t0=$SECONDS
