@@ -123,13 +123,18 @@ run_pass() {
 fmt() { printf '%.*f' "$1" "$2"; }
 
 check_rows() {  # $1 expected builds
-    local builds queued
+    local builds queued bad
     builds=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds")
     queued=$("${REDIS[@]}" llen builds_docker:active)
     if [ "$builds" != "$1" ] || [ "$queued" != "$1" ]; then
         echo "bench/run.sh: expected $1 builds and queue jobs, found $builds and $queued" >&2
         exit 1
     fi
+    # Every user's builds are numbered 1..k without gaps or repeats (numbers across batches).
+    bad=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM (SELECT user_id, count(*) AS c,
+        max(number) AS m, count(DISTINCT number) AS d FROM builds GROUP BY user_id) x
+        WHERE c <> m OR d <> c")
+    [ "$bad" = 0 ] || { echo "bench/run.sh: $bad user(s) with wrong build numbers" >&2; exit 1; }
 }
 
 # Rows per table (for the notes: the ceiling writes what a pass writes).

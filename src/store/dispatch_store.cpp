@@ -31,10 +31,38 @@ ORDER BY c.next_run, c.id
 LIMIT $1
 FOR UPDATE OF c SKIP LOCKED)sql";
 
-// The user's latest build number (Djinn: ORDER BY created_at DESC LIMIT 1).
+// The due crons of a pass in one scan: without an index on cron.next_run every due query is a
+// sequential scan of the whole table, once per batch (quadratic over a burst). The first batch
+// of a pass declares this cursor (ids only, materialized by the server when that transaction
+// commits: WITH HOLD); each batch then fetches the next batch_size ids and locks them by primary
+// key, re-checking that they are still due. When it is drained the pass ends with kDueSql, which
+// also finds crons that fell due during the pass.
+constexpr const char* kDueCursorName = "djinn_scheduler_due";
+constexpr const char* kDeclareDueCursor = R"sql(
+DECLARE djinn_scheduler_due NO SCROLL CURSOR WITH HOLD FOR
+SELECT id FROM cron WHERE next_run <= now()::timestamp ORDER BY next_run, id)sql";
+constexpr const char* kDueByIdSql = R"sql(
+SELECT c.id, c.user_id, c.namespace_id, c.name, c.schedule::text, c.manifest, c.next_run::text,
+       u.id IS NULL, u.deleted_at IS NOT NULL, u.email, u.username, now()::timestamp::text
+FROM cron c LEFT JOIN users u ON u.id = c.user_id
+WHERE c.id = ANY($3::int[]) AND c.next_run <= now()::timestamp AND c.id <> ALL($2::int[])
+ORDER BY c.next_run, c.id
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED)sql";
+
+// The user's latest build number (Djinn: ORDER BY created_at DESC LIMIT 1). The third column
+// says whether that build is dated after now (then it stays the latest after ours: not cached).
 constexpr const char* kNumbersSql = R"sql(
-SELECT DISTINCT ON (user_id) user_id, number FROM builds
+SELECT DISTINCT ON (user_id) user_id, number, created_at > now()::timestamp FROM builds
 WHERE user_id = ANY($1::int[]) ORDER BY user_id, created_at DESC, id DESC)sql";
+
+// Whether the per-user numbers cached from earlier batches still hold (see NumberCache): the
+// builds sequence first, then whether another session is writing builds right now.
+constexpr const char* kNumbersCheckSql = R"sql(
+SELECT pg_sequence_last_value('public.builds_id_seq'::regclass),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+               WHERE locktype = 'relation' AND relation = 'public.builds'::regclass
+                 AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()))sql";
 
 constexpr const char* kInsertBuilds = R"sql(
 INSERT INTO builds (id, user_id, namespace_id, number, manifest, status, secret, created_at)
@@ -219,6 +247,63 @@ struct Work {
     TimePoint next_run;
 };
 
+// Runs `sql` as the prepared statement `name`: libpqxx keeps the definitions per connection
+// object and sends PREPARE the first time a (new) session uses one, so a replaced PgConnection
+// prepares again by itself. Saves PostgreSQL the parse and plan of every statement of every batch.
+template <typename... Args>
+pqxx::result exec_prepared(pqxx::transaction_base& tx, const char* name, const char* sql,
+                           Args&&... args) {
+    tx.conn().prepare(name, sql);  // idempotent for the same definition
+    return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
+
+// The users' latest build numbers, carried from one batch to the next so that each batch does
+// not scan all of `builds` again (Djinn has no index on builds.user_id: that scan grew with every
+// batch, quadratic over a burst). Only numbers that provably are still the latest are kept:
+// - a number read from `builds` is cached only if, when it was read, no other session was
+//   writing `builds` (pg_locks: no RowExclusiveLock held by another backend, checked before the
+//   read) and it is not dated after now; every build with an id up to the sequence value read
+//   then is therefore committed and was seen;
+// - afterwards the cache stays valid only while nobody else takes a builds id: builds_id_seq
+//   must stand exactly where this session's own allocations left it. Anything else (a build
+//   made by the server, a failed or isolated batch, another session) drops the cache.
+// One slot per thread (DispatchStore is per thread), keyed by store, connection and backend;
+// bounded by kNumberCacheMax users. Dry runs do not use it.
+struct NumberCache {
+    static constexpr std::size_t kNumberCacheMax = 200000;
+    const void* store = nullptr;
+    const void* connection = nullptr;
+    int backend = 0;
+    bool valid = false;
+    int64_t expected_last_id = 0;  // builds_id_seq.last_value if only we took ids since
+    std::unordered_map<int64_t, int64_t> latest;
+    // The batch in flight, applied when it commits.
+    bool staged_ok = false;
+    int64_t staged_last_id = 0;
+    std::unordered_map<int64_t, int64_t> staged;
+
+    void drop() {
+        valid = false;
+        latest.clear();
+        staged.clear();
+        staged_ok = false;
+    }
+};
+
+thread_local NumberCache t_numbers;
+
+// Where this thread's session is in the due cursor (kDeclareDueCursor). One slot per thread,
+// keyed like NumberCache; a session that changed has lost its cursor.
+struct DueCursor {
+    enum class State { none, open, drained };
+    const void* store = nullptr;
+    const void* connection = nullptr;
+    int backend = 0;
+    State state = State::none;
+};
+
+thread_local DueCursor t_due;
+
 std::string random_secret() {
     unsigned char buf[16];
     if (RAND_bytes(buf, sizeof buf) != 1) {
@@ -234,45 +319,61 @@ std::string random_secret() {
     return out;
 }
 
-std::string ts(TimePoint t) { return schedule::format_pg_timestamp(t); }
+std::string ts(TimePoint t) {
+    return schedule::format_pg_timestamp(t);
+}
 
 TimePoint parse_ts(const std::string& text) {
     auto t = schedule::parse_pg_timestamp(text);
-    if (!t) throw std::logic_error("unparsable timestamp from PostgreSQL: " + text);
+    if (!t)
+        throw std::logic_error("unparsable timestamp from PostgreSQL: " + text);
     return *t;
 }
 
 std::optional<int64_t> opt_int(const pqxx::field& f) {
-    if (f.is_null()) return std::nullopt;
+    if (f.is_null())
+        return std::nullopt;
     return f.as<int64_t>();
 }
 
 std::string tag_name(const std::string& cron_name) {
     std::string out = "cron:";
-    for (char c : cron_name) out += (c == ' ') ? '-' : c;
+    for (char c : cron_name)
+        out += (c == ' ') ? '-' : c;
     return out;
 }
 
-std::vector<int64_t> next_ids(pqxx::transaction_base& tx, const char* sequence, std::size_t n) {
+constexpr const char* kNextBuildIds =
+    "SELECT nextval('builds_id_seq') FROM generate_series(1, $1::int)";
+constexpr const char* kNextStageIds =
+    "SELECT nextval('build_stages_id_seq') FROM generate_series(1, $1::int)";
+constexpr const char* kNextJobIds =
+    "SELECT nextval('build_jobs_id_seq') FROM generate_series(1, $1::int)";
+
+std::vector<int64_t> next_ids(pqxx::transaction_base& tx, const char* name, const char* sql,
+                              std::size_t n) {
     std::vector<int64_t> ids;
-    if (n == 0) return ids;
+    if (n == 0)
+        return ids;
     ids.reserve(n);
-    auto r = tx.exec_params(std::string("SELECT nextval('") + sequence +
-                                "') FROM generate_series(1, $1::int)",
-                            static_cast<int64_t>(n));
-    for (const auto& row : r) ids.push_back(row[0].as<int64_t>());
+    auto r = exec_prepared(tx, name, sql, static_cast<int64_t>(n));
+    for (const auto& row : r)
+        ids.push_back(row[0].as<int64_t>());
     return ids;
 }
 
 std::string quote_ident(const std::string& s) {
     bool plain = !s.empty() && !(s[0] >= '0' && s[0] <= '9');
     for (char c : s) {
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) plain = false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            plain = false;
     }
-    if (plain) return s;
+    if (plain)
+        return s;
     std::string out = "\"";
     for (char c : s) {
-        if (c == '"') out += '"';
+        if (c == '"')
+            out += '"';
         out += c;
     }
     return out + "\"";
@@ -285,9 +386,16 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
         n_stages += w->plan.stages.size();
         n_jobs += w->plan.jobs.size();
     }
-    auto build_ids = next_ids(tx, "builds_id_seq", items.size());
-    auto stage_ids = next_ids(tx, "build_stages_id_seq", n_stages);
-    auto job_ids = next_ids(tx, "build_jobs_id_seq", n_jobs);
+    auto build_ids = next_ids(tx, "djinn_next_build_ids", kNextBuildIds, items.size());
+    auto stage_ids = next_ids(tx, "djinn_next_stage_ids", kNextStageIds, n_stages);
+    auto job_ids = next_ids(tx, "djinn_next_job_ids", kNextJobIds, n_jobs);
+    // The numbers cache needs our builds ids to follow the sequence value it checked.
+    for (std::size_t i = 0; i < build_ids.size(); ++i) {
+        if (t_numbers.staged_ok && build_ids[i] != t_numbers.staged_last_id + 1) {
+            t_numbers.staged_ok = false;
+        }
+        t_numbers.staged_last_id = build_ids[i];
+    }
 
     PgArray b_id, b_user, b_ns, b_number, b_manifest, b_secret, b_created;
     PgArray t_build, t_comment, t_data;
@@ -381,27 +489,102 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
         }
     }
 
-    tx.exec_params(kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(), b_number.str(),
-                   b_manifest.str(), b_secret.str(), b_created.str());
-    tx.exec_params(kInsertTriggers, t_build.str(), t_comment.str(), t_data.str());
-    tx.exec_params(kInsertTags, g_user.str(), g_build.str(), g_name.str());
-    tx.exec_params(kInsertCronBuilds, cb_cron.str(), cb_build.str());
-    tx.exec_params(kInsertDrivers, d_build.str(), d_type.str(), d_config.str());
-    tx.exec_params(kInsertVariables, v_build.str(), v_user.str(), v_ns.str());
-    if (e_build.size() > 0) tx.exec_params(kInsertEnv, e_build.str(), e_key.str(), e_value.str());
-    tx.exec_params(kInsertKeys, v_build.str(), v_user.str(), v_ns.str());
+    exec_prepared(tx, "djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(),
+                  b_number.str(), b_manifest.str(), b_secret.str(), b_created.str());
+    exec_prepared(tx, "djinn_insert_triggers", kInsertTriggers, t_build.str(), t_comment.str(),
+                  t_data.str());
+    exec_prepared(tx, "djinn_insert_tags", kInsertTags, g_user.str(), g_build.str(), g_name.str());
+    exec_prepared(tx, "djinn_insert_cron_builds", kInsertCronBuilds, cb_cron.str(), cb_build.str());
+    exec_prepared(tx, "djinn_insert_drivers", kInsertDrivers, d_build.str(), d_type.str(),
+                  d_config.str());
+    exec_prepared(tx, "djinn_insert_variables", kInsertVariables, v_build.str(), v_user.str(),
+                  v_ns.str());
+    if (e_build.size() > 0)
+        exec_prepared(tx, "djinn_insert_env", kInsertEnv, e_build.str(), e_key.str(),
+                      e_value.str());
+    exec_prepared(tx, "djinn_insert_keys", kInsertKeys, v_build.str(), v_user.str(), v_ns.str());
     if (o_build.size() > 0) {
-        tx.exec_params(kInsertObjects, o_build.str(), o_user.str(), o_ns.str(), o_name.str(),
-                       o_dest.str());
+        exec_prepared(tx, "djinn_insert_objects", kInsertObjects, o_build.str(), o_user.str(),
+                      o_ns.str(), o_name.str(), o_dest.str());
     }
-    tx.exec_params(kInsertStages, s_id.str(), s_build.str(), s_name.str(), s_fail.str(),
-                   s_created.str());
-    tx.exec_params(kInsertJobs, j_id.str(), j_build.str(), j_stage.str(), j_name.str(),
-                   j_commands.str(), j_created.str());
+    exec_prepared(tx, "djinn_insert_stages", kInsertStages, s_id.str(), s_build.str(), s_name.str(),
+                  s_fail.str(), s_created.str());
+    exec_prepared(tx, "djinn_insert_jobs", kInsertJobs, j_id.str(), j_build.str(), j_stage.str(),
+                  j_name.str(), j_commands.str(), j_created.str());
     if (a_build.size() > 0) {
-        tx.exec_params(kInsertArtifacts, a_user.str(), a_build.str(), a_job.str(), a_hash.str(),
-                       a_source.str(), a_name.str());
+        exec_prepared(tx, "djinn_insert_artifacts", kInsertArtifacts, a_user.str(), a_build.str(),
+                      a_job.str(), a_hash.str(), a_source.str(), a_name.str());
     }
+}
+
+// Locks the next due crons of the pass (see kDeclareDueCursor). `taken`: the cursor ids this
+// batch took, reused as they are when `from_cursor` (the redo of a batch).
+pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_run,
+                      std::int64_t limit, const std::string& exclude, bool& from_cursor,
+                      std::vector<std::int64_t>& taken) {
+    DueCursor& cur = t_due;
+    if (cur.store != store || cur.connection != &tx.conn() ||
+        cur.backend != tx.conn().backendpid()) {
+        cur = DueCursor{store, &tx.conn(), tx.conn().backendpid(), DueCursor::State::none};
+    }
+    auto by_ids = [&](const std::vector<int64_t>& ids) {
+        PgArray arr;
+        for (int64_t id : ids)
+            arr.add(id);
+        return exec_prepared(tx, "djinn_due_by_id", kDueByIdSql, limit, exclude, arr.str());
+    };
+    if (from_cursor)
+        return by_ids(taken);  // the redo of a batch
+    // Dry runs roll every batch back, and the cursor with them: they scan per batch.
+    if (dry_run || cur.state == DueCursor::State::drained) {
+        auto rows = exec_prepared(tx, "djinn_due", kDueSql, limit, exclude);
+        if (rows.empty())
+            cur.state = DueCursor::State::none;  // the pass is over
+        return rows;
+    }
+    bool declared = false;
+    if (cur.state == DueCursor::State::none) {
+        // A cursor left by a pass that ended early (an error, a stop) is stale.
+        const std::string stale =
+            std::string("SELECT count(*) > 0 FROM pg_cursors WHERE name = '") + kDueCursorName +
+            "'";
+        if (tx.exec1(stale)[0].as<bool>())
+            tx.exec(std::string("CLOSE ") + kDueCursorName);
+        tx.exec(kDeclareDueCursor);
+        cur.state = DueCursor::State::open;
+        declared = true;
+    }
+    const std::string fetch = "FETCH FORWARD " + std::to_string(limit) + " FROM " + kDueCursorName;
+    for (;;) {
+        std::vector<int64_t> ids;
+        for (const auto& row : tx.exec(fetch))
+            ids.push_back(row[0].as<int64_t>());
+        if (static_cast<std::int64_t>(ids.size()) < limit) {
+            tx.exec(std::string("CLOSE ") + kDueCursorName);
+            cur.state = DueCursor::State::drained;
+        }
+        if (ids.empty() && declared) {
+            // Nothing due at this transaction's now(): an idle pass costs one scan, not two.
+            cur.state = DueCursor::State::none;
+            return by_ids(ids);
+        }
+        if (ids.empty())
+            break;
+        auto rows = by_ids(ids);
+        if (!rows.empty()) {
+            from_cursor = true;
+            taken = std::move(ids);
+            return rows;
+        }
+        if (cur.state == DueCursor::State::drained)
+            break;
+        // Every one of them was taken by another scheduler or is no longer due: the next ones.
+    }
+    // Drained: the crons that fell due during the pass (or that the cursor did not list).
+    auto rows = exec_prepared(tx, "djinn_due", kDueSql, limit, exclude);
+    if (rows.empty())
+        cur.state = DueCursor::State::none;
+    return rows;
 }
 
 }  // namespace
@@ -412,6 +595,9 @@ struct DispatchStore::Attempt {
     const std::vector<std::int64_t>* exclude = nullptr;
     bool dry_run = false;
     BatchOutcome outcome;
+    // The cron ids this batch took from the due cursor: a redo (isolation) takes the same ones.
+    bool from_cursor = false;
+    std::vector<std::int64_t> cursor_ids;
 };
 
 DispatchStore::DispatchStore(std::set<std::string> drivers, std::string crypto_salt,
@@ -424,22 +610,27 @@ std::variant<Privileges, PgError> DispatchStore::check_privileges(PgConnection& 
         pqxx::read_transaction tx(c);
         std::string role = tx.exec1("SELECT current_user")[0].as<std::string>();
         for (const Need& n : kNeeds) {
-            std::string fn = std::string(n.kind) == "table" ? "has_table_privilege"
-                                                            : "has_sequence_privilege";
+            std::string fn =
+                std::string(n.kind) == "table" ? "has_table_privilege" : "has_sequence_privilege";
             bool ok = tx.exec_params1("SELECT " + fn + "($1, $2)", std::string("public.") + n.name,
                                       std::string(n.privilege))[0]
                           .as<bool>();
-            if (ok) continue;
+            if (ok)
+                continue;
             std::string on = std::string(n.kind) == "table" ? "TABLE" : "SEQUENCE";
             p.missing.push_back({std::string(n.privilege) + " on " + n.kind + " " + n.name,
                                  "GRANT " + std::string(n.privilege) + " ON " + on + " public." +
                                      n.name + " TO " + quote_ident(role) + ";"});
-            if (n.area == Area::variables) p.can_copy_variables = false;
-            if (n.area == Area::keys) p.can_copy_keys = false;
-            if (n.area == Area::essential) p.can_dispatch = false;
+            if (n.area == Area::variables)
+                p.can_copy_variables = false;
+            if (n.area == Area::keys)
+                p.can_copy_keys = false;
+            if (n.area == Area::essential)
+                p.can_dispatch = false;
         }
     });
-    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    if (auto* e = std::get_if<PgError>(&r))
+        return *e;
     return p;
 }
 
@@ -465,12 +656,34 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(
         });
     };
     auto r = attempt(false);
+    NumberCache& cache = t_numbers;
+    if (!dry_run && !std::holds_alternative<PgError>(r) && cache.staged_ok) {
+        // Committed: the batch's numbers are the users' latest now.
+        cache.valid = true;
+        cache.expected_last_id = cache.staged_last_id;
+        for (const auto& [user, number] : cache.staged)
+            cache.latest[user] = number;
+        cache.staged.clear();
+        cache.staged_ok = false;
+        if (cache.latest.size() > NumberCache::kNumberCacheMax)
+            cache.drop();
+    } else if (!dry_run) {
+        cache.drop();
+    }
+    if (std::holds_alternative<PgError>(r) && t_due.state != DueCursor::State::drained) {
+        // The cursor may have been declared in the rolled-back transaction, or have moved: the
+        // next batch starts a new one (closing a stale one first). The redo below uses the ids
+        // this batch took.
+        t_due.state = DueCursor::State::none;
+    }
     if (auto* e = std::get_if<PgError>(&r)) {
-        if (e->kind == PgErrorKind::connection) return *e;
+        if (e->kind == PgErrorKind::connection)
+            return *e;
         // A set-based statement failed: find the culprit(s) cron by cron.
         std::string cause = e->message;
         r = attempt(true);
-        if (auto* e2 = std::get_if<PgError>(&r)) return *e2;
+        if (auto* e2 = std::get_if<PgError>(&r))
+            return *e2;
         a.outcome.isolated = true;
         a.outcome.isolation_cause = cause;
     }
@@ -480,12 +693,19 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(
 void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     pqxx::work& tx = *a.tx;
     BatchOutcome& out = a.outcome;
+    // A batch that takes no build id keeps the numbers cache as it is.
+    t_numbers.staged.clear();
+    t_numbers.staged_ok = t_numbers.valid;
+    t_numbers.staged_last_id = t_numbers.expected_last_id;
 
     PgArray excl;
-    for (int64_t id : *a.exclude) excl.add(id);
-    auto rows = tx.exec_params(kDueSql, a.limit, excl.str());
+    for (int64_t id : *a.exclude)
+        excl.add(id);
+    pqxx::result rows =
+        take_due(tx, this, a.dry_run, a.limit, excl.str(), a.from_cursor, a.cursor_ids);
     out.taken = rows.size();
-    if (rows.empty()) return;
+    if (rows.empty())
+        return;
 
     std::vector<DueCron> crons;
     crons.reserve(rows.size());
@@ -496,7 +716,8 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
         c.namespace_id = opt_int(row[2]);
         c.name = row[3].as<std::string>();
         auto sched = schedule::parse_schedule(row[4].as<std::string>());
-        if (!sched) throw std::logic_error("cron.schedule outside Djinn's enum");
+        if (!sched)
+            throw std::logic_error("cron.schedule outside Djinn's enum");
         c.schedule = *sched;
         c.manifest = row[5].as<std::string>();
         c.next_run_text = row[6].as<std::string>();
@@ -521,7 +742,8 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
         adv_ran.add(ran);
     };
     auto skip = [&](const DueCron& c, std::string kind, std::string reason, bool advanced) {
-        if (advanced) advance(c, schedule::next_after(c.schedule, now), false);
+        if (advanced)
+            advance(c, schedule::next_after(c.schedule, now), false);
         out.skipped.push_back({c.id, std::move(kind), std::move(reason), advanced});
     };
 
@@ -579,7 +801,8 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
             }
             mark(kHasVariables, "variables");
         }
-        if (!privileges_.can_copy_keys) mark(kHasKeys, "keys");
+        if (!privileges_.can_copy_keys)
+            mark(kHasKeys, "keys");
         std::vector<Work> kept;
         for (std::size_t i = 0; i < work.size(); ++i) {
             if (!blocked[i]) {
@@ -598,10 +821,68 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     // Build numbers: the user's latest + 1, consecutive within the batch.
     std::unordered_map<int64_t, int64_t> latest;
     if (!work.empty()) {
+        NumberCache& cache = t_numbers;
+        const bool use_cache = !a.dry_run && !isolate;
+        cache.staged.clear();
+        cache.staged_ok = false;
+        bool cacheable = false;  // the numbers read now may be cached
+        if (use_cache) {
+            if (cache.store != this || cache.connection != &tx.conn() ||
+                cache.backend != tx.conn().backendpid()) {
+                cache.drop();
+                cache.store = this;
+                cache.connection = &tx.conn();
+                cache.backend = tx.conn().backendpid();
+            }
+            auto check = exec_prepared(tx, "djinn_numbers_check", kNumbersCheckSql)[0];
+            const bool seq_known = !check[0].is_null();
+            const int64_t last_id = seq_known ? check[0].as<int64_t>() : 0;
+            const bool others_writing = check[1].as<bool>();
+            if (cache.valid && (!seq_known || last_id != cache.expected_last_id))
+                cache.drop();
+            if (cache.valid || (seq_known && !others_writing)) {
+                cache.staged_ok = true;
+                cache.staged_last_id = last_id;
+            }
+            cacheable = seq_known && !others_writing;
+        } else {
+            cache.drop();
+        }
         PgArray users;
-        for (const Work& w : work) users.add(w.cron->user_id);
-        for (const auto& row : tx.exec_params(kNumbersSql, users.str())) {
-            latest[row[0].as<int64_t>()] = row[1].as<int64_t>();
+        std::size_t missing = 0;
+        for (const Work& w : work) {
+            const int64_t u = w.cron->user_id;
+            if (cache.valid) {
+                auto it = cache.latest.find(u);
+                if (it != cache.latest.end()) {
+                    latest[u] = it->second;
+                    cache.staged[u] = it->second;
+                    continue;
+                }
+            }
+            users.add(u);
+            ++missing;
+        }
+        if (missing > 0) {
+            std::unordered_map<int64_t, bool> seen;  // user -> latest build dated after now
+            for (const auto& row : exec_prepared(tx, "djinn_numbers", kNumbersSql, users.str())) {
+                const int64_t u = row[0].as<int64_t>();
+                latest[u] = row[1].as<int64_t>();
+                seen[u] = row[2].as<bool>();
+            }
+            if (cacheable) {
+                for (const Work& w : work) {
+                    const int64_t u = w.cron->user_id;
+                    if (cache.staged.count(u) > 0)
+                        continue;  // from the cache
+                    auto it = seen.find(u);
+                    if (it == seen.end()) {
+                        cache.staged[u] = 0;  // no build yet
+                    } else if (!it->second) {
+                        cache.staged[u] = latest[u];
+                    }
+                }
+            }
         }
     }
     // created_at strictly increasing across builds too (Djinn numbers by created_at DESC).
@@ -635,8 +916,15 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
             stamp(w);
             items.push_back(&w);
         }
-        if (!items.empty()) write_builds(tx, items, hasher_);
-        for (const Work& w : work) record(w);
+        if (!items.empty())
+            write_builds(tx, items, hasher_);
+        for (const Work& w : work) {
+            auto it = t_numbers.staged.find(w.cron->user_id);
+            if (it != t_numbers.staged.end())
+                it->second = w.number;
+        }
+        for (const Work& w : work)
+            record(w);
     } else {
         for (Work& w : work) {
             w.number = latest[w.cron->user_id] + 1;
@@ -650,7 +938,8 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
                 tx.exec("RELEASE SAVEPOINT djinn_cron");
             } catch (...) {
                 PgError e = translate_current_exception();
-                if (e.kind == PgErrorKind::connection) throw;
+                if (e.kind == PgErrorKind::connection)
+                    throw;
                 tx.exec("ROLLBACK TO SAVEPOINT djinn_cron");
                 bool priv = e.kind == PgErrorKind::privilege;
                 skip(*w.cron, priv ? "missing_privilege" : "write_failed",
@@ -663,8 +952,8 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     }
 
     if (adv_id.size() > 0) {
-        auto r = tx.exec_params(kAdvance, adv_id.str(), adv_old.str(), adv_new.str(),
-                                adv_ran.str());
+        auto r = exec_prepared(tx, "djinn_advance", kAdvance, adv_id.str(), adv_old.str(),
+                               adv_new.str(), adv_ran.str());
         if (r.affected_rows() != adv_id.size()) {
             // The rows are locked FOR UPDATE by this transaction: nobody can have moved them.
             throw std::logic_error("cron advance touched " + std::to_string(r.affected_rows()) +
@@ -684,7 +973,8 @@ std::variant<std::vector<PendingBuild>, PgError> DispatchStore::queued_cron_buil
             out.push_back({row[0].as<int64_t>(), type == "qemu" ? "qemu-x86_64" : type});
         }
     });
-    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    if (auto* e = std::get_if<PgError>(&r))
+        return *e;
     return out;
 }
 
@@ -695,7 +985,8 @@ std::variant<std::int64_t, PgError> DispatchStore::count_due(PgConnection& conn)
         n = tx.exec1("SELECT count(*) FROM cron WHERE next_run <= now()::timestamp")[0]
                 .as<int64_t>();
     });
-    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    if (auto* e = std::get_if<PgError>(&r))
+        return *e;
     return n;
 }
 
@@ -705,7 +996,8 @@ std::variant<TimePoint, PgError> DispatchStore::db_now(PgConnection& conn) const
         pqxx::read_transaction tx(c);
         t = parse_ts(tx.exec1("SELECT now()::timestamp::text")[0].as<std::string>());
     });
-    if (auto* e = std::get_if<PgError>(&r)) return *e;
+    if (auto* e = std::get_if<PgError>(&r))
+        return *e;
     return t;
 }
 
