@@ -63,8 +63,8 @@ HBA
     redis-server --port "$DJINN_TEST_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --daemonize yes --pidfile "$DJINN_TEST_RUNDIR/redis.pid" \
         --logfile "$DJINN_TEST_RUNDIR/redis.log" >/dev/null
-    local i
-    for i in $(seq 1 50); do
+
+    for _ in $(seq 1 50); do
         redis-cli -h 127.0.0.1 -p "$DJINN_TEST_REDIS_PORT" ping >/dev/null 2>&1 && break
         sleep 0.1
     done

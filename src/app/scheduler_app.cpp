@@ -72,6 +72,18 @@ store::SessionOptions session_options(const config::Config& c) {
     return o;
 }
 
+// Every label value the app uses, so each series exists (at 0) from the first scrape and
+// alerts on rate() work before the first event.
+metrics::KnownLabels known_labels(const config::Config& c) {
+    metrics::KnownLabels k;
+    k.drivers = c.drivers;
+    k.skip_reasons = {"bad_manifest",  "driver_disabled",   "unknown_driver",
+                      "deleted_owner", "missing_privilege", "write_failed"};
+    k.error_kinds = {"database", "database_connection", "enqueue", "leader_lock"};
+    k.pass_results = {"ok", "error"};
+    return k;
+}
+
 void log_privileges(spdlog::logger& log, const store::Privileges& p) {
     for (const auto& m : p.missing) {
         log.error("missing privilege: {}; fix with: {}", m.what, m.grant);
@@ -92,7 +104,7 @@ SchedulerApp::SchedulerApp(config::Config config, std::shared_ptr<spdlog::logger
     : config_(std::move(config)),
       log_(std::move(log)),
       clock_(clock),
-      metrics_(std::make_unique<metrics::Metrics>(DJINN_VERSION, config_.drivers)) {
+      metrics_(std::make_unique<metrics::Metrics>(DJINN_VERSION, known_labels(config_))) {
     beat();
 }
 
@@ -372,8 +384,11 @@ int SchedulerApp::run() {
 
     log_->info("stopping: readiness off, batch in flight finished");
     if (conn && !conn->broken() && leading) {
-        if (lock.release(*conn)) log_->info("leadership released (lock key {})", config_.leader.lock_key);
-        set_leading(false, "stopping");
+        if (lock.release(*conn)) {
+            log_->info("leadership released (lock key {})", config_.leader.lock_key);
+        }
+        tracker.observe(false, clock_.now());
+        metrics_->set_leader(false);
     }
     conn.reset();
     {

@@ -75,6 +75,8 @@ std::optional<LogLevel> parse_level(std::string_view text) {
 }
 
 // "host:port" with a numeric port; IPv6 hosts in brackets. Returns an error or "".
+// A listening address (allow_empty_host) may also have port 0: an ephemeral port, logged at
+// start (what tests use).
 std::string check_host_port(std::string_view addr, bool allow_empty_host) {
     std::string_view host;
     std::string_view port;
@@ -105,10 +107,10 @@ std::string check_host_port(std::string_view addr, bool allow_empty_host) {
     }
     std::string ignored;
     auto number = parse_integer(port, &ignored);
-    if (port.empty() || port.front() == '+' || port.front() == '-' || !number || *number < 1 ||
-        *number > 65535) {
+    if (port.empty() || port.front() == '+' || port.front() == '-' || !number ||
+        *number < (allow_empty_host ? 0 : 1) || *number > 65535) {
         return "invalid port \"" + std::string(port) + "\" in \"" + std::string(addr) +
-               "\" (expected 1 to 65535)";
+               (allow_empty_host ? "\" (expected 0 to 65535)" : "\" (expected 1 to 65535)");
     }
     return "";
 }

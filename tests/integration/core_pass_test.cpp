@@ -17,50 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// An independent reader of the gob payload (not our encoder run backwards): the stream holds
-// the type definition message, then the value message {Host string; BuildID int64}.
-struct GobValue {
-    std::string host;
-    std::int64_t build_id = 0;
-};
-
-std::uint64_t gob_uint(const std::string& b, std::size_t& i) {
-    auto c = static_cast<unsigned char>(b.at(i++));
-    if (c < 0x80) return c;
-    int n = 256 - c;
-    std::uint64_t v = 0;
-    for (int k = 0; k < n; ++k) v = (v << 8) | static_cast<unsigned char>(b.at(i++));
-    return v;
-}
-
-GobValue decode_payload(const std::string& b) {
-    std::size_t i = 0;
-    std::uint64_t len = gob_uint(b, i);  // type definition message
-    i += len;
-    std::uint64_t vlen = gob_uint(b, i);
-    std::size_t end = i + vlen;
-    std::uint64_t type = gob_uint(b, i);
-    EXPECT_EQ(type, 130u);  // zig-zag of type id 65, the first user type
-    GobValue v;
-    int field = -1;
-    while (i < end) {
-        std::uint64_t delta = gob_uint(b, i);
-        if (delta == 0) break;
-        field += static_cast<int>(delta);
-        if (field == 0) {
-            std::uint64_t n = gob_uint(b, i);
-            v.host = b.substr(i, n);
-            i += n;
-        } else if (field == 1) {
-            std::uint64_t u = gob_uint(b, i);
-            v.build_id = (u & 1) ? ~static_cast<std::int64_t>(u >> 1)
-                                 : static_cast<std::int64_t>(u >> 1);
-        }
-    }
-    EXPECT_EQ(i + 1, end + 1) << "trailing bytes in the value message";
-    return v;
-}
-
 class CorePass : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -90,7 +46,7 @@ protected:
             EXPECT_EQ(msg.substr(42, 5), "\xa4" "Data");
             std::size_t n = static_cast<unsigned char>(msg.at(48));
             std::string payload = msg.substr(49, n);
-            GobValue v = decode_payload(payload);
+            GobValue v = decode_gob_payload(payload);
             EXPECT_EQ(v.host, "djinn-scheduler");
             EXPECT_EQ(msg, queue::curlyq_message(id, payload));
             EXPECT_EQ(payload, queue::gob_payload("djinn-scheduler", v.build_id));
@@ -342,13 +298,13 @@ TEST_F(CorePass, RedisDownDuringPassIsEnqueuedExactlyOnceLater) {
     EXPECT_EQ(ids_docker.size() + ids_qemu.size(), 3u);
     std::set<std::int64_t> built;
     for (const auto& id : ids_docker) {
-        built.insert(decode_payload(std::string(q.get_str({"HGET", "builds_docker:data", id}))
+        built.insert(decode_gob_payload(std::string(q.get_str({"HGET", "builds_docker:data", id}))
                                         .substr(49))
                          .build_id);
     }
     for (const auto& id : ids_qemu) {
         built.insert(
-            decode_payload(q.get_str({"HGET", "builds_qemu-x86_64:data", id}).substr(49))
+            decode_gob_payload(q.get_str({"HGET", "builds_qemu-x86_64:data", id}).substr(49))
                 .build_id);
     }
     EXPECT_EQ(built.size(), 3u) << "each build exactly once";

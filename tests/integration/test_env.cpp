@@ -333,3 +333,120 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 }  // namespace djinn::testing
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+
+namespace djinn::testing {
+
+HttpResponse http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
+    HttpResponse r;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return r;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return r;
+    }
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+        ::close(fd);
+        return r;
+    }
+    std::string data;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (::poll(&p, 1, static_cast<int>(std::max<long long>(1, left.count()))) <= 0) break;
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (data.rfind("HTTP/1.", 0) != 0 || data.size() < 12) return r;
+    r.status = std::stoi(data.substr(9, 3));
+    auto body = data.find("\r\n\r\n");
+    if (body != std::string::npos) r.body = data.substr(body + 4);
+    return r;
+}
+
+int logged_http_port(const std::string& log) {
+    // No std::regex: GCC 12 warns falsely inside <regex> in sanitizer builds.
+    const std::string marker = "serving /healthz /readyz /metrics on port ";
+    auto at = log.find(marker);
+    if (at == std::string::npos) return 0;
+    std::size_t i = at + marker.size(), j = i;
+    while (j < log.size() && log[j] >= '0' && log[j] <= '9') ++j;
+    return j > i ? std::stoi(log.substr(i, j - i)) : 0;
+}
+
+double metric_value(const std::string& exposition, const std::string& name) {
+    std::istringstream in(exposition);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    }
+    return -1;
+}
+
+}  // namespace djinn::testing
+
+namespace djinn::testing {
+
+// An independent reader of the gob payload (not our encoder run backwards): the stream holds
+// the type definition message, then the value message {Host string; BuildID int64}.
+
+static std::uint64_t gob_uint(const std::string& b, std::size_t& i) {
+    auto c = static_cast<unsigned char>(b.at(i++));
+    if (c < 0x80) return c;
+    int n = 256 - c;
+    std::uint64_t v = 0;
+    for (int k = 0; k < n; ++k) v = (v << 8) | static_cast<unsigned char>(b.at(i++));
+    return v;
+}
+
+GobValue decode_gob_payload(const std::string& b) {
+    std::size_t i = 0;
+    std::uint64_t len = gob_uint(b, i);  // type definition message
+    i += len;
+    std::uint64_t vlen = gob_uint(b, i);
+    std::size_t end = i + vlen;
+    std::uint64_t type = gob_uint(b, i);
+    if (type != 130u) throw std::runtime_error("gob: unexpected type id");  // zig-zag of 65
+    GobValue v;
+    int field = -1;
+    while (i < end) {
+        std::uint64_t delta = gob_uint(b, i);
+        if (delta == 0) break;
+        field += static_cast<int>(delta);
+        if (field == 0) {
+            std::uint64_t n = gob_uint(b, i);
+            v.host = b.substr(i, n);
+            i += n;
+        } else if (field == 1) {
+            std::uint64_t u = gob_uint(b, i);
+            v.build_id = (u & 1) ? ~static_cast<std::int64_t>(u >> 1)
+                                 : static_cast<std::int64_t>(u >> 1);
+        }
+    }
+    if (i != end) throw std::runtime_error("gob: trailing bytes in the value message");
+    return v;
+}
+
+
+std::int64_t message_build_id(const std::string& message) {
+    if (message.size() < 49) throw std::runtime_error("queue message too short");
+    std::size_t n = static_cast<unsigned char>(message[48]);
+    return decode_gob_payload(message.substr(49, n)).build_id;
+}
+
+}  // namespace djinn::testing

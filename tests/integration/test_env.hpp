@@ -117,3 +117,37 @@ std::string djinn_config(const TestDatabase& db, const ConfigOptions& o);
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
 }  // namespace djinn::testing
+
+namespace djinn::testing {
+
+struct HttpResponse {
+    int status = 0;  // 0: no answer
+    std::string body;
+};
+
+// GET http://127.0.0.1:<port><path> with a plain socket (bounded by `timeout`).
+HttpResponse http_get(int port, const std::string& path,
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+
+// The HTTP port a scheduler logged ("serving /healthz /readyz /metrics on port N"), or 0.
+int logged_http_port(const std::string& log);
+
+// The value of an unlabelled metric sample in a Prometheus text exposition, or -1.
+double metric_value(const std::string& exposition, const std::string& name);
+
+}  // namespace djinn::testing
+
+namespace djinn::testing {
+
+// An independent reader of the gob payload (not our encoder run backwards): the stream holds
+// the type definition message, then the value message {Host string; BuildID int64}.
+struct GobValue {
+    std::string host;
+    std::int64_t build_id = 0;
+};
+GobValue decode_gob_payload(const std::string& bytes);
+
+// The build id of a curlyq message as the scheduler writes it (fixmap, ID str8(36), Data bin8).
+std::int64_t message_build_id(const std::string& message);
+
+}  // namespace djinn::testing

@@ -102,7 +102,10 @@ TEST(ConfigErrorTest, BadValues) {
               "e.conf:1:14: redis.addr: expected \"host:port\", got \"::1:6379\" (put an IPv6 host "
               "in brackets: \"[::1]:5432\")");
     EXPECT_EQ(error("http { addr \"localhost:http\" }"),
-              "e.conf:1:13: http.addr: invalid port \"http\" in \"localhost:http\" (expected 1 to "
+              "e.conf:1:13: http.addr: invalid port \"http\" in \"localhost:http\" (expected 0 to "
+              "65535)");
+    EXPECT_EQ(error("redis { addr \"localhost:0\" }"),
+              "e.conf:1:14: redis.addr: invalid port \"0\" in \"localhost:0\" (expected 1 to "
               "65535)");
     EXPECT_EQ(error("database { name \"\" }"), "e.conf:1:17: database.name: must not be empty");
     EXPECT_EQ(error("log_format \"xml\""),
