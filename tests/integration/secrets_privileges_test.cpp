@@ -22,7 +22,7 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
     return n;
 }
 
-class ExactRole : public ::testing::Test {
+class SecretsExactRole : public ::testing::Test {
   protected:
     void SetUp() override {
         redis.flushall();
@@ -67,7 +67,7 @@ class ExactRole : public ::testing::Test {
     std::string dir;
 };
 
-TEST_F(ExactRole, EachSequenceGrantHoldsBackOnlyTheCronsThatNeedIt) {
+TEST_F(SecretsExactRole, EachSequenceGrantHoldsBackOnlyTheCronsThatNeedIt) {
     auto r = run();
     ASSERT_EQ(r.exit_code, 0) << r.output;
     // Exactly the two grants Djinn forgot, nothing else.
@@ -101,7 +101,7 @@ TEST_F(ExactRole, EachSequenceGrantHoldsBackOnlyTheCronsThatNeedIt) {
     EXPECT_EQ(redis.integer({"LLEN", "builds_docker:active"}), 3);
 }
 
-TEST_F(ExactRole, MissingTableGrantIsNamedAndLosesNoCron) {
+TEST_F(SecretsExactRole, MissingTableGrantIsNamedAndLosesNoCron) {
     db.exec("REVOKE INSERT ON build_tags FROM djinn_scheduler");
     auto r = run();
     EXPECT_GE(r.exit_code, 0) << "crashed:\n" << r.output;
