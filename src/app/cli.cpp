@@ -17,9 +17,11 @@ namespace {
 
 std::string platform() {
     utsname u{};
-    if (uname(&u) != 0) return "linux";
+    if (uname(&u) != 0)
+        return "linux";
     std::string os = u.sysname;
-    for (char& c : os) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : os)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return os + "/" + u.machine;
 }
 
@@ -45,7 +47,8 @@ int run_cli(int argc, char** argv) {
 
     auto loaded = config::load_file(flags.config);
     if (!loaded.errors.empty()) {
-        for (const auto& e : loaded.errors) std::cerr << program << ": " << e.to_string() << "\n";
+        for (const auto& e : loaded.errors)
+            std::cerr << program << ": " << e.to_string() << "\n";
         if (flags.check_config) {
             std::cerr << loaded.errors.size() << " problem(s) in " << flags.config << "\n";
         }
@@ -53,7 +56,8 @@ int run_cli(int argc, char** argv) {
     }
     config::Config cfg = std::move(*loaded.config);
     if (flags.check_config) {
-        for (const auto& w : loaded.warnings) std::cerr << "warning: " << w.to_string() << "\n";
+        for (const auto& w : loaded.warnings)
+            std::cerr << "warning: " << w.to_string() << "\n";
         std::cout << flags.config << ": OK\n";
         return 0;
     }
@@ -64,7 +68,8 @@ int run_cli(int argc, char** argv) {
         return 1;
     }
     auto log = std::get<std::shared_ptr<spdlog::logger>>(made);
-    for (const auto& w : loaded.warnings) log->warn("config: {}", w.to_string());
+    for (const auto& w : loaded.warnings)
+        log->warn("config: {}", w.to_string());
     log->info("{}", config::describe(cfg));
 
     // Signals are taken by one thread with sigwait; every other thread blocks them.
@@ -81,7 +86,8 @@ int run_cli(int argc, char** argv) {
     std::thread signals([&] {
         int sig = 0;
         while (sigwait(&set, &sig) == 0) {
-            if (sig == SIGUSR2) return;
+            if (sig == SIGUSR2)
+                return;
             log->info("signal {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             app.request_stop();
         }

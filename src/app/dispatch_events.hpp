@@ -7,7 +7,7 @@
 namespace djinn::app {
 
 class DispatchEvents {
-public:
+  public:
     virtual ~DispatchEvents() = default;
     virtual void dispatched(const std::string& driver, double delay_seconds) = 0;
     virtual void skipped(const std::string& reason) = 0;
@@ -17,7 +17,7 @@ public:
 };
 
 class NoEvents final : public DispatchEvents {
-public:
+  public:
     void dispatched(const std::string&, double) override {}
     void skipped(const std::string&) override {}
     void enqueue_retry() override {}

@@ -29,8 +29,10 @@ bool Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& r
                          std::vector<queue::JobOutcome>* outcomes) {
     std::vector<queue::QueueJob> pending = jobs;
     std::vector<std::size_t> index(jobs.size());
-    for (std::size_t i = 0; i < index.size(); ++i) index[i] = i;
-    if (outcomes) outcomes->assign(jobs.size(), queue::JobOutcome::failed);
+    for (std::size_t i = 0; i < index.size(); ++i)
+        index[i] = i;
+    if (outcomes)
+        outcomes->assign(jobs.size(), queue::JobOutcome::failed);
     for (int attempt = 1; !pending.empty(); ++attempt) {
         auto result = queue_.enqueue(pending);
         std::vector<queue::QueueJob> again;
@@ -42,14 +44,18 @@ bool Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& r
                 again_index.push_back(index[i]);
                 continue;
             }
-            if (outcomes) (*outcomes)[index[i]] = o;
-            if (o == queue::JobOutcome::enqueued) ++report.enqueued;
+            if (outcomes)
+                (*outcomes)[index[i]] = o;
+            if (o == queue::JobOutcome::enqueued)
+                ++report.enqueued;
         }
-        if (again.empty()) return true;
+        if (again.empty())
+            return true;
         if (attempt >= options_.enqueue_attempts) {
-            log_->error("enqueue failed for {} build(s) after {} attempts: {}; they stay committed "
-                        "and are enqueued by a later pass",
-                        again.size(), attempt, result.error);
+            log_->error(
+                "enqueue failed for {} build(s) after {} attempts: {}; they stay committed "
+                "and are enqueued by a later pass",
+                again.size(), attempt, result.error);
             events_.error("enqueue");
             return false;
         }
@@ -81,10 +87,12 @@ bool Dispatcher::recover(store::PgConnection& conn, PassReport& report) {
             return false;
         }
         auto& builds = std::get<std::vector<store::PendingBuild>>(page);
-        if (builds.empty()) break;
+        if (builds.empty())
+            break;
         std::vector<queue::QueueJob> jobs;
         jobs.reserve(builds.size());
-        for (const auto& b : builds) jobs.push_back({b.build_id, b.queue_driver});
+        for (const auto& b : builds)
+            jobs.push_back({b.build_id, b.queue_driver});
         after = builds.back().build_id;
         offered += jobs.size();
         std::vector<queue::JobOutcome> outcomes;
@@ -95,7 +103,8 @@ bool Dispatcher::recover(store::PgConnection& conn, PassReport& report) {
             return false;
         }
         recovered += report.enqueued - before;
-        if (static_cast<std::int64_t>(builds.size()) < kChunk) break;
+        if (static_cast<std::int64_t>(builds.size()) < kChunk)
+            break;
     }
     report.recovered = recovered;
     if (recovered > 0) {
@@ -113,12 +122,13 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
     PassReport report;
     const TimePoint started = clock_.now();
     auto finish = [&]() {
-        report.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() -
-                                                                                started);
+        report.duration =
+            std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started);
         return report;
     };
 
-    if (recovery_needed_ && !options_.dry_run && !recover(conn, report)) return finish();
+    if (recovery_needed_ && !options_.dry_run && !recover(conn, report))
+        return finish();
 
     std::vector<std::int64_t> exclude;  // crons that stay due: not taken again in this pass
     while (!stop.load()) {
@@ -132,7 +142,8 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
             return finish();
         }
         auto& batch = std::get<store::BatchOutcome>(r);
-        if (batch.taken == 0) break;
+        if (batch.taken == 0)
+            break;
         ++report.batches;
         report.taken += batch.taken;
         if (batch.isolated) {
@@ -144,18 +155,21 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
             events_.skipped(s.kind);
             log_->warn("cron {} skipped ({}): {}{}", s.cron_id, s.kind, s.reason,
                        s.advanced ? "; advanced to its next run" : "; stays due");
-            if (!s.advanced) exclude.push_back(s.cron_id);
+            if (!s.advanced)
+                exclude.push_back(s.cron_id);
         }
         if (options_.dry_run) {
             for (const auto& b : batch.builds) {
-                log_->info("dry run: cron {} \"{}\" would get build #{} of user {} on queue "
-                           "builds_{}; next run {}",
-                           b.cron_id, b.cron_name, b.build_number, b.user_id, b.queue_driver,
-                           schedule::format_pg_timestamp(b.next_run));
+                log_->info(
+                    "dry run: cron {} \"{}\" would get build #{} of user {} on queue "
+                    "builds_{}; next run {}",
+                    b.cron_id, b.cron_name, b.build_number, b.user_id, b.queue_driver,
+                    schedule::format_pg_timestamp(b.next_run));
                 exclude.push_back(b.cron_id);
             }
             for (const auto& s : batch.skipped) {
-                if (s.advanced) exclude.push_back(s.cron_id);
+                if (s.advanced)
+                    exclude.push_back(s.cron_id);
             }
             report.dispatched += batch.builds.size();
             continue;
@@ -164,16 +178,18 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
 
         std::vector<queue::QueueJob> jobs;
         jobs.reserve(batch.builds.size());
-        for (const auto& b : batch.builds) jobs.push_back({b.build_id, b.queue_driver});
+        for (const auto& b : batch.builds)
+            jobs.push_back({b.build_id, b.queue_driver});
         std::vector<queue::JobOutcome> outcomes;
         bool all = enqueue(jobs, report, &outcomes);
         const TimePoint enqueued_at = clock_.now();
         for (std::size_t i = 0; i < batch.builds.size(); ++i) {
             const auto& b = batch.builds[i];
-            if (outcomes[i] == queue::JobOutcome::failed) continue;
+            if (outcomes[i] == queue::JobOutcome::failed)
+                continue;
             events_.dispatched(b.queue_driver, seconds_between(b.scheduled, enqueued_at));
-            log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id,
-                        b.build_id, b.build_number, b.user_id, b.queue_driver);
+            log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
+                        b.build_number, b.user_id, b.queue_driver);
         }
         log_->info("batch: {} cron(s) taken, {} build(s) committed, {} skipped", batch.taken,
                    batch.builds.size(), batch.skipped.size());

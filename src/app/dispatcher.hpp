@@ -26,7 +26,7 @@
 namespace djinn::app {
 
 struct PassReport {
-    bool ok = true;              // false: the pass stopped on an error (see error)
+    bool ok = true;  // false: the pass stopped on an error (see error)
     std::string error;
     std::size_t batches = 0;
     std::size_t taken = 0;       // due crons taken
@@ -47,7 +47,7 @@ struct DispatcherOptions {
 };
 
 class Dispatcher {
-public:
+  public:
     Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
                std::shared_ptr<spdlog::logger> log, DispatchEvents& events, const Clock& clock,
                DispatcherOptions options);
@@ -60,7 +60,7 @@ public:
     void request_recovery() { recovery_needed_ = true; }
     bool recovery_needed() const { return recovery_needed_; }
 
-private:
+  private:
     bool recover(store::PgConnection& conn, PassReport& report);
     bool enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& report,
                  std::vector<queue::JobOutcome>* outcomes);

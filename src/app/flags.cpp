@@ -7,10 +7,12 @@ std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args)
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string a = args[i];
         if (a == "--") {
-            if (i + 1 < args.size()) return FlagError{"unexpected argument: " + args[i + 1]};
+            if (i + 1 < args.size())
+                return FlagError{"unexpected argument: " + args[i + 1]};
             break;
         }
-        if (a.size() < 2 || a[0] != '-') return FlagError{"unexpected argument: " + a};
+        if (a.size() < 2 || a[0] != '-')
+            return FlagError{"unexpected argument: " + a};
         std::string name = a.substr(a[1] == '-' ? 2 : 1);
         std::string value;
         bool has_value = false;
@@ -32,7 +34,8 @@ std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args)
         std::variant<std::monostate, FlagError> r;
         if (name == "config") {
             if (!has_value) {
-                if (i + 1 >= args.size()) return FlagError{"flag needs an argument: -config"};
+                if (i + 1 >= args.size())
+                    return FlagError{"flag needs an argument: -config"};
                 value = args[++i];
             }
             f.config = value;
@@ -49,9 +52,11 @@ std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args)
         } else {
             return FlagError{"flag provided but not defined: -" + name};
         }
-        if (auto* e = std::get_if<FlagError>(&r)) return *e;
+        if (auto* e = std::get_if<FlagError>(&r))
+            return *e;
     }
-    if (f.dry_run && !f.once) return FlagError{"-dry-run needs -once"};
+    if (f.dry_run && !f.once)
+        return FlagError{"-dry-run needs -once"};
     return f;
 }
 

@@ -12,12 +12,15 @@ namespace djinn::app {
 std::variant<std::unique_ptr<Pidfile>, std::string> Pidfile::create(const std::string& path) {
     std::error_code ec;
     auto dir = std::filesystem::path(path).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (!dir.empty())
+        std::filesystem::create_directories(dir, ec);
     std::ofstream out(path, std::ios::trunc);
-    if (!out) return "cannot write pidfile " + path + ": " + std::strerror(errno);
+    if (!out)
+        return "cannot write pidfile " + path + ": " + std::strerror(errno);
     out << ::getpid() << "\n";
     out.close();
-    if (!out) return "cannot write pidfile " + path + ": " + std::strerror(errno);
+    if (!out)
+        return "cannot write pidfile " + path + ": " + std::strerror(errno);
     return std::unique_ptr<Pidfile>(new Pidfile(path));
 }
 

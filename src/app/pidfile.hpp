@@ -8,14 +8,14 @@
 namespace djinn::app {
 
 class Pidfile {
-public:
+  public:
     static std::variant<std::unique_ptr<Pidfile>, std::string> create(const std::string& path);
     ~Pidfile();
     Pidfile(const Pidfile&) = delete;
     Pidfile& operator=(const Pidfile&) = delete;
     const std::string& path() const { return path_; }
 
-private:
+  private:
     explicit Pidfile(std::string path) : path_(std::move(path)) {}
     std::string path_;
 };

@@ -27,7 +27,7 @@ constexpr auto kLivenessTimeout = 120s;
 constexpr auto kRedisPingEvery = 5s;
 
 class MetricsEvents final : public DispatchEvents {
-public:
+  public:
     MetricsEvents(metrics::Metrics& m, std::function<void()> progress)
         : m_(m), progress_(std::move(progress)) {}
     void dispatched(const std::string& driver, double delay) override {
@@ -43,7 +43,7 @@ public:
     void error(const std::string& kind) override { m_.error(kind); }
     void batch_done() { progress_(); }
 
-private:
+  private:
     metrics::Metrics& m_;
     std::function<void()> progress_;
 };
@@ -52,10 +52,12 @@ queue::RedisEndpoint redis_endpoint(const config::RedisConfig& r) {
     queue::RedisEndpoint e;
     auto colon = r.addr.rfind(':');
     e.host = colon == std::string::npos ? r.addr : r.addr.substr(0, colon);
-    if (colon != std::string::npos) e.port = std::atoi(r.addr.c_str() + colon + 1);
+    if (colon != std::string::npos)
+        e.port = std::atoi(r.addr.c_str() + colon + 1);
     if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']')
         e.host = e.host.substr(1, e.host.size() - 2);
-    if (e.host.empty()) e.host = "127.0.0.1";
+    if (e.host.empty())
+        e.host = "127.0.0.1";
     e.password = r.password;
     // Bounded well inside the lock session's idle timeout: enqueue runs between transactions.
     e.timeout = std::chrono::milliseconds(2000);
@@ -89,8 +91,9 @@ void log_privileges(spdlog::logger& log, const store::Privileges& p) {
         log.error("missing privilege: {}; fix with: {}", m.what, m.grant);
     }
     if (!p.can_copy_variables) {
-        log.warn("builds that copy variables (or have env entries) stay due until the grants "
-                 "above are given");
+        log.warn(
+            "builds that copy variables (or have env entries) stay due until the grants "
+            "above are given");
     }
     if (!p.can_copy_keys) {
         log.warn("builds that copy keys stay due until the grants above are given");
@@ -110,7 +113,9 @@ SchedulerApp::SchedulerApp(config::Config config, std::shared_ptr<spdlog::logger
 
 SchedulerApp::~SchedulerApp() = default;
 
-void SchedulerApp::beat() { heartbeat_us_.store(clock_.now().time_since_epoch().count()); }
+void SchedulerApp::beat() {
+    heartbeat_us_.store(clock_.now().time_since_epoch().count());
+}
 
 bool SchedulerApp::live() const {
     auto last = TimePoint(std::chrono::microseconds(heartbeat_us_.load()));
@@ -118,10 +123,14 @@ bool SchedulerApp::live() const {
 }
 
 std::pair<bool, std::string> SchedulerApp::ready() const {
-    if (stop_.load()) return {false, "stopping"};
-    if (!started_.load()) return {false, "starting"};
-    if (!db_ok_.load()) return {false, "no PostgreSQL session"};
-    if (!redis_ok_.load()) return {false, "Redis unreachable"};
+    if (stop_.load())
+        return {false, "stopping"};
+    if (!started_.load())
+        return {false, "starting"};
+    if (!db_ok_.load())
+        return {false, "no PostgreSQL session"};
+    if (!redis_ok_.load())
+        return {false, "Redis unreachable"};
     return {true, metrics_->leader() ? "ready (leader)" : "ready (standby)"};
 }
 
@@ -158,9 +167,9 @@ int SchedulerApp::run_once(bool dry_run) {
     auto conn = std::move(std::get<std::unique_ptr<store::PgConnection>>(opened));
     log_->info("connected to PostgreSQL {}", store::describe(config_.database));
 
-    store::DispatchStore store(std::set<std::string>(config_.drivers.begin(),
-                                                     config_.drivers.end()),
-                               config_.crypto_salt, clock_);
+    store::DispatchStore store(
+        std::set<std::string>(config_.drivers.begin(), config_.drivers.end()), config_.crypto_salt,
+        clock_);
     auto privs = store.check_privileges(*conn);
     if (auto* e = std::get_if<store::PgError>(&privs)) {
         log_->error("privilege check failed: {}", e->message);
@@ -176,12 +185,14 @@ int SchedulerApp::run_once(bool dry_run) {
     opts.dry_run = dry_run;
     Dispatcher dispatcher(store, queue, log_, events, clock_, opts);
     PassReport r = dispatcher.run_pass(*conn, stop_);
-    log_->info("pass {}: {} cron(s) taken in {} batch(es), {} build(s) {}, {} skipped, {} "
-               "enqueued, {} recovered, {:.3f} s",
-               r.ok ? "done" : "failed", r.taken, r.batches, r.dispatched,
-               dry_run ? "would be made" : "made", r.skipped, r.enqueued, r.recovered,
-               std::chrono::duration<double>(r.duration).count());
-    if (!r.ok) log_->error("pass failed: {}", r.error);
+    log_->info(
+        "pass {}: {} cron(s) taken in {} batch(es), {} build(s) {}, {} skipped, {} "
+        "enqueued, {} recovered, {:.3f} s",
+        r.ok ? "done" : "failed", r.taken, r.batches, r.dispatched,
+        dry_run ? "would be made" : "made", r.skipped, r.enqueued, r.recovered,
+        std::chrono::duration<double>(r.duration).count());
+    if (!r.ok)
+        log_->error("pass failed: {}", r.error);
     return r.ok ? 0 : 1;
 }
 
@@ -212,9 +223,9 @@ int SchedulerApp::run() {
         log_->info("serving /healthz /readyz /metrics on port {}", server->port());
     }
 
-    store::DispatchStore store(std::set<std::string>(config_.drivers.begin(),
-                                                     config_.drivers.end()),
-                               config_.crypto_salt, clock_);
+    store::DispatchStore store(
+        std::set<std::string>(config_.drivers.begin(), config_.drivers.end()), config_.crypto_salt,
+        clock_);
     queue::BuildQueue queue(redis_endpoint(config_.redis));
     MetricsEvents events(*metrics_, [this] { beat(); });
     DispatcherOptions opts;
@@ -228,27 +239,30 @@ int SchedulerApp::run() {
     std::thread watchdog([&] {
         std::unique_lock lk(mu_);
         cv_.wait(lk, [&] { return stop_.load() || exited.load(); });
-        if (exited.load()) return;
+        if (exited.load())
+            return;
         if (!cv_.wait_for(lk, config_.drain_timeout, [&] { return exited.load(); })) {
-            log_->error("drain did not finish within {} ms: exiting; the open transaction is "
-                        "rolled back by PostgreSQL",
-                        config_.drain_timeout.count());
+            log_->error(
+                "drain did not finish within {} ms: exiting; the open transaction is "
+                "rolled back by PostgreSQL",
+                config_.drain_timeout.count());
             log_->flush();
             std::_Exit(1);
         }
     });
 
     started_.store(true);
-    log_->info("djinn-scheduler {} started: interval {} ms, batch size {}, drivers [{}], "
-               "database {}",
-               DJINN_VERSION, config_.interval.count(), config_.batch_size,
-               fmt::join(config_.drivers, ", "), store::describe(config_.database));
+    log_->info(
+        "djinn-scheduler {} started: interval {} ms, batch size {}, drivers [{}], "
+        "database {}",
+        DJINN_VERSION, config_.interval.count(), config_.batch_size,
+        fmt::join(config_.drivers, ", "), store::describe(config_.database));
 
     std::unique_ptr<store::PgConnection> conn;
     bool leading = false;
     bool logged_db_down = false;
-    const auto heartbeat_every = std::max<std::chrono::milliseconds>(
-        config_.leader.lock_timeout / 3, 100ms);
+    const auto heartbeat_every =
+        std::max<std::chrono::milliseconds>(config_.leader.lock_timeout / 3, 100ms);
     TimePoint next_tick{};
     TimePoint last_verify{};
     TimePoint last_redis_ping{};
@@ -285,7 +299,8 @@ int SchedulerApp::run() {
             last_redis_ping = now;
         }
         if (!conn || conn->broken()) {
-            if (leading) set_leading(false, "database session lost");
+            if (leading)
+                set_leading(false, "database session lost");
             conn.reset();
             db_ok_.store(false);
             auto opened = store::PgConnection::open(config_.database, session_options(config_));
@@ -337,29 +352,31 @@ int SchedulerApp::run() {
             PassReport r = dispatcher.run_pass(*conn, stop_);
             beat();
             const auto finished = clock_.now();
-            metrics_->pass_finished(r.ok ? "ok" : "error",
-                                    std::chrono::duration<double>(r.duration),
-                                    std::chrono::system_clock::time_point(
-                                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                            finished.time_since_epoch())));
+            metrics_->pass_finished(
+                r.ok ? "ok" : "error", std::chrono::duration<double>(r.duration),
+                std::chrono::system_clock::time_point(
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                        finished.time_since_epoch())));
             if (r.taken > 0 || !r.ok || r.recovered > 0) {
-                log_->info("pass {}: {} cron(s) taken in {} batch(es), {} build(s) made, {} "
-                           "skipped, {} enqueued, {} recovered, {:.3f} s",
-                           r.ok ? "done" : "failed", r.taken, r.batches, r.dispatched, r.skipped,
-                           r.enqueued, r.recovered,
-                           std::chrono::duration<double>(r.duration).count());
+                log_->info(
+                    "pass {}: {} cron(s) taken in {} batch(es), {} build(s) made, {} "
+                    "skipped, {} enqueued, {} recovered, {:.3f} s",
+                    r.ok ? "done" : "failed", r.taken, r.batches, r.dispatched, r.skipped,
+                    r.enqueued, r.recovered, std::chrono::duration<double>(r.duration).count());
             } else {
                 log_->debug("pass done: nothing due, {:.3f} s",
                             std::chrono::duration<double>(r.duration).count());
             }
-            if (!r.ok) log_->error("pass failed: {}", r.error);
+            if (!r.ok)
+                log_->error("pass failed: {}", r.error);
             if (conn->broken()) {
                 set_leading(false, "database session lost during the pass");
                 continue;
             }
             if (!stop_.load()) {
                 auto due = store.count_due(*conn);
-                if (auto* n = std::get_if<std::int64_t>(&due)) metrics_->set_due_crons(*n);
+                if (auto* n = std::get_if<std::int64_t>(&due))
+                    metrics_->set_due_crons(*n);
             }
             next_tick = next_boundary(clock_.now());
             last_verify = clock_.now();
@@ -369,8 +386,9 @@ int SchedulerApp::run() {
         if (now - last_verify >= heartbeat_every) {
             if (!lock.verify(*conn)) {
                 set_leading(false, lock.last_error() ? lock.last_error()->message
-                                                      : "the lock is no longer held");
-                if (!conn->broken()) conn.reset();  // start from a fresh session either way
+                                                     : "the lock is no longer held");
+                if (!conn->broken())
+                    conn.reset();  // start from a fresh session either way
                 continue;
             }
             last_verify = now;
@@ -378,8 +396,8 @@ int SchedulerApp::run() {
         auto until_tick = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now);
         auto until_verify = std::chrono::duration_cast<std::chrono::milliseconds>(
             heartbeat_every - (now - last_verify));
-        wait_for(std::clamp(std::min(until_tick, until_verify), 1ms,
-                            std::chrono::milliseconds(1000)));
+        wait_for(
+            std::clamp(std::min(until_tick, until_verify), 1ms, std::chrono::milliseconds(1000)));
     }
 
     log_->info("stopping: readiness off, batch in flight finished");
@@ -397,7 +415,8 @@ int SchedulerApp::run() {
     }
     cv_.notify_all();
     watchdog.join();
-    if (server) server->stop();
+    if (server)
+        server->stop();
     log_->info("stopped");
     return 0;
 }

@@ -31,7 +31,7 @@ class Metrics;
 namespace djinn::app {
 
 class SchedulerApp {
-public:
+  public:
     SchedulerApp(config::Config config, std::shared_ptr<spdlog::logger> log, const Clock& clock);
     ~SchedulerApp();
 
@@ -47,7 +47,7 @@ public:
     std::pair<bool, std::string> ready() const;
     int http_port() const { return http_port_.load(); }
 
-private:
+  private:
     void beat();
     bool wait_for(std::chrono::milliseconds d);  // false when stop was requested
 

@@ -35,12 +35,15 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) 
     } else {
         return 0;
     }
-    if (i + n > s.size()) return 0;
+    if (i + n > s.size())
+        return 0;
     for (std::size_t k = 1; k < n; ++k) {
-        if ((b(i + k) & 0xC0) != 0x80) return 0;
+        if ((b(i + k) & 0xC0) != 0x80)
+            return 0;
         cp = (cp << 6) | (b(i + k) & 0x3Fu);
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
     return n;
 }
 
@@ -62,14 +65,26 @@ std::string go_json_string(std::string_view s) {
         if (n == 1) {
             char c = s[i];
             switch (c) {
-                case '"': out += "\\\""; break;
-                case '\\': out += "\\\\"; break;
-                case '\n': out += "\\n"; break;
-                case '\r': out += "\\r"; break;
-                case '\t': out += "\\t"; break;
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
                 case '<':
                 case '>':
-                case '&': append_u(out, static_cast<unsigned char>(c)); break;
+                case '&':
+                    append_u(out, static_cast<unsigned char>(c));
+                    break;
                 default:
                     if (static_cast<unsigned char>(c) < 0x20) {
                         append_u(out, static_cast<unsigned char>(c));
@@ -95,8 +110,10 @@ std::string go_json_object(std::vector<std::pair<std::string, std::string>> pair
     std::string out = "{";
     bool first = true;
     for (std::size_t i = 0; i < pairs.size(); ++i) {
-        if (i + 1 < pairs.size() && pairs[i + 1].first == pairs[i].first) continue;
-        if (!first) out += ',';
+        if (i + 1 < pairs.size() && pairs[i + 1].first == pairs[i].first)
+            continue;
+        if (!first)
+            out += ',';
         first = false;
         out += go_json_string(pairs[i].first);
         out += ':';

@@ -50,9 +50,9 @@ struct DispatchedBuild {
 
 struct SkippedCron {
     std::int64_t cron_id = 0;
-    std::string kind;    // metric label: bad_manifest, driver_disabled, unknown_driver,
-                         // deleted_owner, missing_privilege, write_failed
-    std::string reason;  // one line
+    std::string kind;       // metric label: bad_manifest, driver_disabled, unknown_driver,
+                            // deleted_owner, missing_privilege, write_failed
+    std::string reason;     // one line
     bool advanced = false;  // false: the cron stays due and is retried on the next pass
 };
 
@@ -71,7 +71,7 @@ struct PendingBuild {
 };
 
 class DispatchStore {
-public:
+  public:
     DispatchStore(std::set<std::string> drivers, std::string crypto_salt, const Clock& clock);
 
     // has_table_privilege / has_sequence_privilege for everything a dispatch writes.
@@ -86,8 +86,10 @@ public:
 
     // Cron builds still queued, created at or after `since`, with id > after_id, by id: the
     // candidates for re-enqueueing after a crash or a Redis outage (enqueue is idempotent).
-    std::variant<std::vector<PendingBuild>, PgError> queued_cron_builds(
-        PgConnection& conn, TimePoint since, std::int64_t after_id, std::int64_t limit) const;
+    std::variant<std::vector<PendingBuild>, PgError> queued_cron_builds(PgConnection& conn,
+                                                                        TimePoint since,
+                                                                        std::int64_t after_id,
+                                                                        std::int64_t limit) const;
 
     // Crons due now (database clock).
     std::variant<std::int64_t, PgError> count_due(PgConnection& conn) const;
@@ -95,7 +97,7 @@ public:
     // The database clock (UTC).
     std::variant<TimePoint, PgError> db_now(PgConnection& conn) const;
 
-private:
+  private:
     struct Attempt;
     void run_attempt(Attempt& a, bool isolate);
 

@@ -3,7 +3,8 @@
 namespace djinn::store {
 
 void PgArray::sep() {
-    if (count_++ > 0) body_ += ',';
+    if (count_++ > 0)
+        body_ += ',';
 }
 
 PgArray& PgArray::add(std::int64_t v) {
@@ -13,7 +14,8 @@ PgArray& PgArray::add(std::int64_t v) {
 }
 
 PgArray& PgArray::add(std::optional<std::int64_t> v) {
-    if (v) return add(*v);
+    if (v)
+        return add(*v);
     return add_null();
 }
 
@@ -27,7 +29,8 @@ PgArray& PgArray::add_text(std::string_view v) {
     sep();
     body_ += '"';
     for (char c : v) {
-        if (c == '"' || c == '\\') body_ += '\\';
+        if (c == '"' || c == '\\')
+            body_ += '\\';
         body_ += c;
     }
     body_ += '"';

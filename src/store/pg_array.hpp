@@ -10,7 +10,7 @@
 namespace djinn::store {
 
 class PgArray {
-public:
+  public:
     PgArray& add(std::int64_t v);
     PgArray& add(std::optional<std::int64_t> v);
     PgArray& add(bool v);
@@ -20,7 +20,7 @@ public:
     // The literal, e.g. "{1,2}"; "{}" when empty.
     std::string str() const { return "{" + body_ + "}"; }
 
-private:
+  private:
     void sep();
     std::string body_;
     std::size_t count_ = 0;

@@ -11,7 +11,8 @@ namespace {
 std::string quote(const std::string& v) {
     std::string out = "'";
     for (char c : v) {
-        if (c == '\'' || c == '\\') out += '\\';
+        if (c == '\'' || c == '\\')
+            out += '\\';
         out += c;
     }
     out += '\'';
@@ -24,8 +25,9 @@ struct HostPort {
 };
 
 HostPort split_addr(const std::string& addr) {
-    if (!addr.empty() && addr.front() == '/') return {addr, "5432"};  // unix socket directory
-    if (!addr.empty() && addr.front() == '[') {                     // [v6]:port
+    if (!addr.empty() && addr.front() == '/')
+        return {addr, "5432"};                   // unix socket directory
+    if (!addr.empty() && addr.front() == '[') {  // [v6]:port
         auto close = addr.find(']');
         if (close != std::string::npos) {
             std::string host = addr.substr(1, close - 1);
@@ -34,14 +36,17 @@ HostPort split_addr(const std::string& addr) {
         }
     }
     auto colon = addr.rfind(':');
-    if (colon == std::string::npos) return {addr, "5432"};
+    if (colon == std::string::npos)
+        return {addr, "5432"};
     return {addr.substr(0, colon), addr.substr(colon + 1)};
 }
 
 std::string one_line(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
     for (char& c : s) {
-        if (c == '\n' || c == '\t') c = ' ';
+        if (c == '\n' || c == '\t')
+            c = ' ';
     }
     return s;
 }
@@ -52,8 +57,10 @@ std::string conninfo(const config::DatabaseConfig& db, const SessionOptions& opt
     HostPort hp = split_addr(db.addr);
     std::ostringstream s;
     s << "host=" << quote(hp.host) << " port=" << quote(hp.port) << " dbname=" << quote(db.name);
-    if (!db.username.empty()) s << " user=" << quote(db.username);
-    if (!db.password.empty()) s << " password=" << quote(db.password);
+    if (!db.username.empty())
+        s << " user=" << quote(db.username);
+    if (!db.password.empty())
+        s << " password=" << quote(db.password);
     s << " application_name=" << quote(opts.application_name)
       << " connect_timeout=" << opts.connect_timeout.count() << " keepalives=1"
       << " keepalives_idle=" << opts.keepalive_idle.count() << " keepalives_interval=2"
@@ -61,8 +68,10 @@ std::string conninfo(const config::DatabaseConfig& db, const SessionOptions& opt
       << " tcp_user_timeout=" << opts.tcp_user_timeout.count();
     if (db.tls) {
         s << " sslmode=verify-full sslrootcert=" << quote(db.tls->ca);
-        if (!db.tls->cert.empty()) s << " sslcert=" << quote(db.tls->cert);
-        if (!db.tls->key.empty()) s << " sslkey=" << quote(db.tls->key);
+        if (!db.tls->cert.empty())
+            s << " sslcert=" << quote(db.tls->cert);
+        if (!db.tls->key.empty())
+            s << " sslkey=" << quote(db.tls->key);
     } else {
         s << " sslmode=prefer";
     }
@@ -83,7 +92,8 @@ std::string describe(const config::DatabaseConfig& db) {
     HostPort hp = split_addr(db.addr);
     std::string out = (db.username.empty() ? std::string() : db.username + "@") + hp.host + ":" +
                       hp.port + "/" + db.name;
-    if (db.tls) out += " (tls verify-full)";
+    if (db.tls)
+        out += " (tls verify-full)";
     return out;
 }
 
@@ -143,7 +153,8 @@ std::variant<std::monostate, PgError> PgConnection::run(
         work(*conn_);
     } catch (...) {
         PgError e = translate_current_exception();
-        if (e.kind == PgErrorKind::connection) broken_ = true;
+        if (e.kind == PgErrorKind::connection)
+            broken_ = true;
         return e;
     }
     if (!conn_->is_open() || conn_->backendpid() != backend_pid_) {

@@ -37,10 +37,10 @@ std::string conninfo(const config::DatabaseConfig& db, const SessionOptions& opt
 std::string describe(const config::DatabaseConfig& db);
 
 enum class PgErrorKind {
-    connection,    // the session is gone: discard the PgConnection
-    privilege,     // SQLSTATE 42501
-    serialization, // 40001 / 40P01: retry
-    query,         // any other SQL error
+    connection,     // the session is gone: discard the PgConnection
+    privilege,      // SQLSTATE 42501
+    serialization,  // 40001 / 40P01: retry
+    query,          // any other SQL error
 };
 
 struct PgError {
@@ -50,7 +50,7 @@ struct PgError {
 };
 
 class PgConnection {
-public:
+  public:
     static std::variant<std::unique_ptr<PgConnection>, PgError> open(
         const config::DatabaseConfig& db, const SessionOptions& opts);
     ~PgConnection();
@@ -65,7 +65,7 @@ public:
     bool broken() const { return broken_; }
     int backend_pid() const { return backend_pid_; }
 
-private:
+  private:
     explicit PgConnection(std::unique_ptr<pqxx::connection> conn);
     std::unique_ptr<pqxx::connection> conn_;
     int backend_pid_ = 0;

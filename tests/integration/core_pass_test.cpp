@@ -18,7 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 
 class CorePass : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         redis.flushall();
         db.exec_file(fixture_path("seed/demo.sql"));
@@ -40,10 +40,14 @@ protected:
             EXPECT_FALSE(msg.empty()) << "job " << id << " has no data";
             // Header of the curlyq message: fixmap(3), "ID" str8(36).
             EXPECT_EQ(static_cast<unsigned char>(msg.at(0)), 0x83);
-            EXPECT_EQ(msg.substr(1, 3), "\xa2" "ID");
+            EXPECT_EQ(msg.substr(1, 3),
+                      "\xa2"
+                      "ID");
             EXPECT_EQ(msg.substr(4, 2), "\xd9\x24");
             EXPECT_EQ(msg.substr(6, 36), id);
-            EXPECT_EQ(msg.substr(42, 5), "\xa4" "Data");
+            EXPECT_EQ(msg.substr(42, 5),
+                      "\xa4"
+                      "Data");
             std::size_t n = static_cast<unsigned char>(msg.at(48));
             std::string payload = msg.substr(49, n);
             GobValue v = decode_gob_payload(payload);
@@ -76,15 +80,14 @@ TEST_F(CorePass, OncePassWritesDjinnRowsAndQueueJobs) {
     // Exactly one build per dispatchable due cron; none for the skipped ones or the future one.
     EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds"), 3);
     for (int cron : {1, 2, 3}) {
-        EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " +
-                           std::to_string(cron)),
-                  1)
+        EXPECT_EQ(
+            db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " + std::to_string(cron)), 1)
             << "cron " << cron;
     }
     for (int cron : {4, 5, 6, 7}) {
-        EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " +
-                           std::to_string(cron)),
-                  0);
+        EXPECT_EQ(
+            db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " + std::to_string(cron)),
+            0);
     }
     // Skipped crons advance to the next boundary (daily: tomorrow 00:00) without a prev_run;
     // the cron that is not due is untouched.
@@ -100,7 +103,8 @@ TEST_F(CorePass, OncePassWritesDjinnRowsAndQueueJobs) {
     EXPECT_EQ(db.scalar("SELECT next_run = " + std::string(today) +
                         " + interval '1 day' FROM cron WHERE id = 1"),
               "t");
-    EXPECT_EQ(db.scalar("SELECT next_run = " + std::string(today) + " + make_interval(days => 7 - "
+    EXPECT_EQ(db.scalar("SELECT next_run = " + std::string(today) +
+                        " + make_interval(days => 7 - "
                         "extract(dow FROM now() AT TIME ZONE 'UTC')::int) FROM cron WHERE id = 2"),
               "t");
     EXPECT_EQ(db.scalar("SELECT next_run = date_trunc('month', now() AT TIME ZONE 'UTC') + "
@@ -203,8 +207,8 @@ TEST_F(CorePass, OncePassWritesDjinnRowsAndQueueJobs) {
     auto docker = jobs_on("docker");
     auto qemu = jobs_on("qemu-x86_64");
     auto build_of = [&](int cron) {
-        return std::stoll(db.scalar("SELECT build_id FROM cron_builds WHERE cron_id = " +
-                                    std::to_string(cron)));
+        return std::stoll(
+            db.scalar("SELECT build_id FROM cron_builds WHERE cron_id = " + std::to_string(cron)));
     };
     EXPECT_EQ(docker, (std::map<std::int64_t, int>{{build_of(1), 1}, {build_of(2), 1}}));
     EXPECT_EQ(qemu, (std::map<std::int64_t, int>{{build_of(3), 1}}));
@@ -236,7 +240,7 @@ TEST_F(CorePass, DryRunWritesNothing) {
 
 // A Redis of our own on a free port, to stop and start.
 class OwnRedis {
-public:
+  public:
     OwnRedis() {
         port = 20000 + (::getpid() % 20000);
         start();
@@ -298,8 +302,8 @@ TEST_F(CorePass, RedisDownDuringPassIsEnqueuedExactlyOnceLater) {
     EXPECT_EQ(ids_docker.size() + ids_qemu.size(), 3u);
     std::set<std::int64_t> built;
     for (const auto& id : ids_docker) {
-        built.insert(decode_gob_payload(std::string(q.get_str({"HGET", "builds_docker:data", id}))
-                                        .substr(49))
+        built.insert(decode_gob_payload(
+                         std::string(q.get_str({"HGET", "builds_docker:data", id})).substr(49))
                          .build_id);
     }
     for (const auto& id : ids_qemu) {
@@ -319,14 +323,16 @@ TEST_F(CorePass, RedisDownDuringPassIsEnqueuedExactlyOnceLater) {
 }
 
 TEST_F(CorePass, ExactDjinnRoleKeepsVariableCronsDueAndSaysWhichGrant) {
-    db.exec("REVOKE USAGE ON SEQUENCE build_variables_id_seq, build_keys_id_seq FROM "
-            "djinn_scheduler");
+    db.exec(
+        "REVOKE USAGE ON SEQUENCE build_variables_id_seq, build_keys_id_seq FROM "
+        "djinn_scheduler");
     // A cron whose user has no variables, keys or env can still be dispatched.
-    db.exec("INSERT INTO users (id, email, username, password) VALUES (4, 'dan@example.com', "
-            "'dan', '\\x00');"
-            "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) VALUES (4, "
-            "4, 'plain', 'daily', 'driver: {type: docker, image: alpine, workspace: /}', now() AT "
-            "TIME ZONE 'UTC' - interval '1 minute')");
+    db.exec(
+        "INSERT INTO users (id, email, username, password) VALUES (4, 'dan@example.com', "
+        "'dan', '\\x00');"
+        "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) VALUES (4, "
+        "4, 'plain', 'daily', 'driver: {type: docker, image: alpine, workspace: /}', now() AT "
+        "TIME ZONE 'UTC' - interval '1 minute')");
     auto r = run_scheduler({"-config", write_config({}), "-once"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("GRANT USAGE ON SEQUENCE public.build_variables_id_seq TO "
@@ -346,8 +352,9 @@ TEST_F(CorePass, ExactDjinnRoleKeepsVariableCronsDueAndSaysWhichGrant) {
     EXPECT_NE(r.output.find("cron 1 skipped (missing_privilege)"), std::string::npos);
 
     // Granted: the next pass dispatches them.
-    db.exec("GRANT USAGE ON SEQUENCE build_variables_id_seq, build_keys_id_seq TO "
-            "djinn_scheduler");
+    db.exec(
+        "GRANT USAGE ON SEQUENCE build_variables_id_seq, build_keys_id_seq TO "
+        "djinn_scheduler");
     auto r2 = run_scheduler({"-config", write_config({}), "-once"});
     ASSERT_EQ(r2.exit_code, 0) << r2.output;
     EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds"), 4);
@@ -358,9 +365,10 @@ TEST_F(CorePass, OneUnwritableCronDoesNotBlockTheBatch) {
     // an env value with a NUL-free but overlong key is fine in PostgreSQL too. Instead revoke
     // INSERT on build_artifacts: only the crons with artifacts fail, cron by cron.
     db.exec("REVOKE INSERT ON build_artifacts FROM djinn_scheduler");
-    db.exec("INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) VALUES (2, "
-            "2, 'no artifacts', 'daily', 'driver: {type: docker, image: alpine, workspace: /}', "
-            "now() AT TIME ZONE 'UTC' - interval '1 minute')");
+    db.exec(
+        "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) VALUES (2, "
+        "2, 'no artifacts', 'daily', 'driver: {type: docker, image: alpine, workspace: /}', "
+        "now() AT TIME ZONE 'UTC' - interval '1 minute')");
     auto r = run_scheduler({"-config", write_config({}), "-once"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("redone cron by cron"), std::string::npos) << r.output;

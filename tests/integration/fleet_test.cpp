@@ -20,29 +20,32 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 class Fleet : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         redis.flushall();
-        db.exec("SET TIME ZONE 'UTC'; INSERT INTO users (id, email, username, password) VALUES "
-                "(1, 'ops@example.com', 'ops', '\\x00')");
+        db.exec(
+            "SET TIME ZONE 'UTC'; INSERT INTO users (id, email, username, password) VALUES "
+            "(1, 'ops@example.com', 'ops', '\\x00')");
         dir = temp_dir();
     }
 
     // n crons, the first due `first` from now, then one every `step`.
     void add_crons(int n, std::chrono::milliseconds first, std::chrono::milliseconds step) {
-        db.exec("INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
-                "SELECT 1, 1, 'fleet ' || i, 'daily', 'driver: {type: docker, image: alpine, "
-                "workspace: /src}\nstages: [test]\njobs:\n- stage: test\n  commands: [make]', "
-                "(now() AT TIME ZONE 'UTC') + make_interval(secs => " +
-                std::to_string(std::chrono::duration<double>(first).count()) + " + i * " +
-                std::to_string(std::chrono::duration<double>(step).count()) +
-                ") FROM generate_series(0, " + std::to_string(n - 1) + ") AS i");
+        db.exec(
+            "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
+            "SELECT 1, 1, 'fleet ' || i, 'daily', 'driver: {type: docker, image: alpine, "
+            "workspace: /src}\nstages: [test]\njobs:\n- stage: test\n  commands: [make]', "
+            "(now() AT TIME ZONE 'UTC') + make_interval(secs => " +
+            std::to_string(std::chrono::duration<double>(first).count()) + " + i * " +
+            std::to_string(std::chrono::duration<double>(step).count()) +
+            ") FROM generate_series(0, " + std::to_string(n - 1) + ") AS i");
     }
 
     std::unique_ptr<SchedulerProcess> start(const std::string& name, ConfigOptions o = {}) {
         o.pidfile = dir + "/" + name + ".pid";
         o.http_addr = "127.0.0.1:0";
-        if (o.interval == "1m") o.interval = "5s";
+        if (o.interval == "1m")
+            o.interval = "5s";
         std::string path = dir + "/" + name + ".conf";
         write_file(path, djinn_config(db, o));
         auto p = std::make_unique<SchedulerProcess>(std::vector<std::string>{"-config", path});
@@ -106,9 +109,11 @@ protected:
             << "builds without a job or jobs without a build";
         // Every queued build is a cron build (one set-based check, not one query per build).
         std::string literal = "{";
-        for (auto b : unique) literal += (literal.size() > 1 ? "," : "") + std::to_string(b);
+        for (auto b : unique)
+            literal += (literal.size() > 1 ? "," : "") + std::to_string(b);
         literal += "}";
-        EXPECT_EQ(db.count("SELECT count(*) FROM unnest('" + literal + "'::bigint[]) AS q(id) WHERE "
+        EXPECT_EQ(db.count("SELECT count(*) FROM unnest('" + literal +
+                           "'::bigint[]) AS q(id) WHERE "
                            "NOT EXISTS (SELECT 1 FROM cron_builds cb WHERE cb.build_id = q.id)"),
                   0);
     }
@@ -185,12 +190,12 @@ TEST_F(Fleet, TerminatedLockSessionStepsDownAndCommitsNothingWithoutTheLock) {
     SchedulerProcess* old = both[static_cast<std::size_t>(leader)];
     add_crons(300, 0ms, 10ms);
     auto at = Clock::now();
-    db.exec("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND "
-            "granted AND database = (SELECT oid FROM pg_database WHERE datname = "
-            "current_database())");
-    ASSERT_TRUE(eventually([&] { return old->output().find("leadership lost") !=
-                                        std::string::npos; },
-                           5s))
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND "
+        "granted AND database = (SELECT oid FROM pg_database WHERE datname = "
+        "current_database())");
+    ASSERT_TRUE(
+        eventually([&] { return old->output().find("leadership lost") != std::string::npos; }, 5s))
         << old->output();
     ASSERT_TRUE(eventually([&] { return sole_leader(both) >= 0; }, 10s));
     std::printf("[ measure ] lock session terminated -> a leader again after %.2f s\n",
@@ -203,11 +208,9 @@ TEST_F(Fleet, PostgresRestartDuringAPassLosesAndDuplicatesNothing) {
     const int crons = 3000;
     add_crons(crons, 0ms, 0ms);
     auto a = start("a"), b = start("b");
-    ASSERT_TRUE(eventually(
-        [&] { return db.count("SELECT count(*) FROM cron_builds") > 0; }, 20s));
-    std::string cmd = "runuser -u postgres -- " + required_env("DJINN_TEST_PGBIN") +
-                      "/pg_ctl -D " + required_env("DJINN_TEST_PGDATA") +
-                      " restart -m fast -w -t 60 >/dev/null";
+    ASSERT_TRUE(eventually([&] { return db.count("SELECT count(*) FROM cron_builds") > 0; }, 20s));
+    std::string cmd = "runuser -u postgres -- " + required_env("DJINN_TEST_PGBIN") + "/pg_ctl -D " +
+                      required_env("DJINN_TEST_PGDATA") + " restart -m fast -w -t 60 >/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     ASSERT_TRUE(eventually(
         [&] {
@@ -230,8 +233,8 @@ TEST_F(Fleet, SigtermMidBurstDrainsReleasesAndExitsZero) {
     auto a = start("a");
     ASSERT_TRUE(eventually([&] { return leads(*a); }, 10s));
     auto b = start("b");
-    ASSERT_TRUE(eventually(
-        [&] { return db.count("SELECT count(*) FROM cron_builds") >= 1000; }, 30s));
+    ASSERT_TRUE(
+        eventually([&] { return db.count("SELECT count(*) FROM cron_builds") >= 1000; }, 30s));
     auto at = Clock::now();
     a->signal(SIGTERM);
     int rc = a->wait(10s);

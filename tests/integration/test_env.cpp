@@ -6,9 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <atomic>
 #include <cstdlib>
-#include <fcntl.h>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -35,7 +35,8 @@ std::string fixture_path(const std::string& relative) {
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + path);
+    if (!in)
+        throw std::runtime_error("cannot read " + path);
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
@@ -44,12 +45,14 @@ std::string read_file(const std::string& path) {
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
-    if (!out) throw std::runtime_error("cannot write " + path);
+    if (!out)
+        throw std::runtime_error("cannot write " + path);
 }
 
 std::string temp_dir() {
     std::string tmpl = "/tmp/djinn-it.XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    if (mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp failed");
     chmod(tmpl.c_str(), 0755);
     return tmpl;
 }
@@ -57,9 +60,10 @@ std::string temp_dir() {
 namespace {
 
 std::string admin_conninfo(const std::string& db) {
-    return "host=" + required_env("DJINN_TEST_PGHOST") + " port=" +
-           required_env("DJINN_TEST_PGPORT") + " user=" + required_env("DJINN_TEST_PGSUPERUSER") +
-           " dbname=" + db + " options='-c TimeZone=UTC'";
+    return "host=" + required_env("DJINN_TEST_PGHOST") +
+           " port=" + required_env("DJINN_TEST_PGPORT") +
+           " user=" + required_env("DJINN_TEST_PGSUPERUSER") + " dbname=" + db +
+           " options='-c TimeZone=UTC'";
 }
 
 std::atomic<int> db_counter{0};
@@ -86,7 +90,8 @@ TestDatabase::~TestDatabase() {
 }
 
 pqxx::connection& TestDatabase::admin() {
-    if (!admin_->is_open()) admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));
+    if (!admin_->is_open())
+        admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));
     return *admin_;
 }
 
@@ -107,7 +112,9 @@ std::string TestDatabase::scalar(const std::string& sql) {
     return f.is_null() ? std::string("<null>") : f.as<std::string>();
 }
 
-void TestDatabase::exec_file(const std::string& path) { exec(read_file(path)); }
+void TestDatabase::exec_file(const std::string& path) {
+    exec(read_file(path));
+}
 
 std::string TestDatabase::addr() const {
     return required_env("DJINN_TEST_PGHOST") + ":" + required_env("DJINN_TEST_PGPORT");
@@ -122,17 +129,20 @@ config::DatabaseConfig TestDatabase::scheduler_config() const {
     return d;
 }
 
-Redis::Redis() : Redis(required_env("DJINN_TEST_REDIS_HOST"),
-                       std::stoi(required_env("DJINN_TEST_REDIS_PORT"))) {}
+Redis::Redis()
+    : Redis(required_env("DJINN_TEST_REDIS_HOST"),
+            std::stoi(required_env("DJINN_TEST_REDIS_PORT"))) {}
 
 Redis::Redis(const std::string& h, int p) : host(h), port(p) {
     timeval tv{5, 0};
     ctx_ = redisConnectWithTimeout(host.c_str(), port, tv);
-    if (ctx_ == nullptr || ctx_->err) throw std::runtime_error("cannot connect to test Redis");
+    if (ctx_ == nullptr || ctx_->err)
+        throw std::runtime_error("cannot connect to test Redis");
 }
 
 Redis::~Redis() {
-    if (ctx_) redisFree(ctx_);
+    if (ctx_)
+        redisFree(ctx_);
 }
 
 namespace {
@@ -146,7 +156,8 @@ void render(const redisReply* r, std::vector<std::string>& out) {
             out.push_back(std::to_string(r->integer));
             break;
         case REDIS_REPLY_ARRAY:
-            for (std::size_t i = 0; i < r->elements; ++i) render(r->element[i], out);
+            for (std::size_t i = 0; i < r->elements; ++i)
+                render(r->element[i], out);
             break;
         case REDIS_REPLY_ERROR:
             throw std::runtime_error(std::string("redis error: ") + std::string(r->str, r->len));
@@ -165,7 +176,8 @@ std::vector<std::string> Redis::command(const std::vector<std::string>& argv) {
     }
     auto* reply = static_cast<redisReply*>(
         redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
-    if (reply == nullptr) throw std::runtime_error("redis connection lost");
+    if (reply == nullptr)
+        throw std::runtime_error("redis connection lost");
     std::vector<std::string> out;
     try {
         render(reply, out);
@@ -187,7 +199,9 @@ long long Redis::integer(const std::vector<std::string>& argv) {
     return r.empty() ? 0 : std::stoll(r[0]);
 }
 
-void Redis::flushall() { command({"FLUSHALL"}); }
+void Redis::flushall() {
+    command({"FLUSHALL"});
+}
 
 std::string redis_addr() {
     return required_env("DJINN_TEST_REDIS_HOST") + ":" + required_env("DJINN_TEST_REDIS_PORT");
@@ -200,11 +214,14 @@ std::vector<std::string> merged_env(const std::map<std::string, std::string>& ex
     for (char** e = environ; *e; ++e) {
         std::string kv = *e;
         auto eq = kv.find('=');
-        if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
+        if (eq != std::string::npos)
+            all[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (const auto& [k, v] : extra) all[k] = v;
+    for (const auto& [k, v] : extra)
+        all[k] = v;
     std::vector<std::string> out;
-    for (const auto& [k, v] : all) out.push_back(k + "=" + v);
+    for (const auto& [k, v] : all)
+        out.push_back(k + "=" + v);
     return out;
 }
 
@@ -213,17 +230,18 @@ pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, st
     std::vector<std::string> argv_s{DJINN_SCHEDULER_BIN};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
+    for (auto& a : argv_s)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     auto env_s = merged_env(env);
     std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
+    for (auto& e : env_s)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
 
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                     0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -241,13 +259,16 @@ pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, st
     int rc = posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw std::runtime_error("posix_spawn failed for " + argv_s[0]);
+    if (rc != 0)
+        throw std::runtime_error("posix_spawn failed for " + argv_s[0]);
     return pid;
 }
 
 int decode_status(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return -WTERMSIG(status);
     return -1;
 }
 
@@ -278,20 +299,24 @@ SchedulerProcess::~SchedulerProcess() {
 }
 
 void SchedulerProcess::signal(int sig) {
-    if (!exited_) ::kill(pid_, sig);
+    if (!exited_)
+        ::kill(pid_, sig);
 }
 
 bool SchedulerProcess::running() {
-    if (exited_) return false;
+    if (exited_)
+        return false;
     pid_t r = ::waitpid(pid_, &status_, WNOHANG);
-    if (r == pid_) exited_ = true;
+    if (r == pid_)
+        exited_ = true;
     return !exited_;
 }
 
 int SchedulerProcess::wait(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (running()) {
-        if (std::chrono::steady_clock::now() >= deadline) return -1000;
+        if (std::chrono::steady_clock::now() >= deadline)
+            return -1000;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return decode_status(status_);
@@ -307,18 +332,21 @@ std::string SchedulerProcess::output() const {
 
 std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
     std::ostringstream s;
-    if (!o.pidfile.empty()) s << "pidfile \"" << o.pidfile << "\"\n";
+    if (!o.pidfile.empty())
+        s << "pidfile \"" << o.pidfile << "\"\n";
     s << "interval " << o.interval << "\n";
     s << "batch_size " << o.batch_size << "\n";
     s << "log " << o.log_level << " \"" << o.log_file << "\"\n";
     s << "drivers [\n";
-    for (const auto& d : o.drivers) s << "    \"" << d << "\",\n";
+    for (const auto& d : o.drivers)
+        s << "    \"" << d << "\",\n";
     s << "]\n";
     s << "crypto {\n    salt \"1a2b3c4d5e6f7g8h\"\n}\n";
     s << "database {\n    addr \"" << db.addr() << "\"\n    name \"" << db.name()
       << "\"\n    username \"djinn_scheduler\"\n    password \"" << o.password << "\"\n}\n";
     s << "redis {\n    addr \"" << redis_addr() << "\"\n}\n";
-    if (!o.http_addr.empty()) s << "http {\n    addr \"" << o.http_addr << "\"\n}\n";
+    if (!o.http_addr.empty())
+        s << "http {\n    addr \"" << o.http_addr << "\"\n}\n";
     s << o.extra;
     return s.str();
 }
@@ -326,7 +354,8 @@ std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
+        if (pred())
+            return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return pred();
@@ -339,13 +368,13 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 #include <poll.h>
 #include <sys/socket.h>
 
-
 namespace djinn::testing {
 
 HttpResponse http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
     HttpResponse r;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return r;
+    if (fd < 0)
+        return r;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -366,16 +395,20 @@ HttpResponse http_get(int port, const std::string& path, std::chrono::millisecon
         pollfd p{fd, POLLIN, 0};
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
-        if (::poll(&p, 1, static_cast<int>(std::max<long long>(1, left.count()))) <= 0) break;
+        if (::poll(&p, 1, static_cast<int>(std::max<long long>(1, left.count()))) <= 0)
+            break;
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
         data.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    if (data.rfind("HTTP/1.", 0) != 0 || data.size() < 12) return r;
+    if (data.rfind("HTTP/1.", 0) != 0 || data.size() < 12)
+        return r;
     r.status = std::stoi(data.substr(9, 3));
     auto body = data.find("\r\n\r\n");
-    if (body != std::string::npos) r.body = data.substr(body + 4);
+    if (body != std::string::npos)
+        r.body = data.substr(body + 4);
     return r;
 }
 
@@ -383,9 +416,11 @@ int logged_http_port(const std::string& log) {
     // No std::regex: GCC 12 warns falsely inside <regex> in sanitizer builds.
     const std::string marker = "serving /healthz /readyz /metrics on port ";
     auto at = log.find(marker);
-    if (at == std::string::npos) return 0;
+    if (at == std::string::npos)
+        return 0;
     std::size_t i = at + marker.size(), j = i;
-    while (j < log.size() && log[j] >= '0' && log[j] <= '9') ++j;
+    while (j < log.size() && log[j] >= '0' && log[j] <= '9')
+        ++j;
     return j > i ? std::stoi(log.substr(i, j - i)) : 0;
 }
 
@@ -393,7 +428,8 @@ double metric_value(const std::string& exposition, const std::string& name) {
     std::istringstream in(exposition);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+        if (line.rfind(name + " ", 0) == 0)
+            return std::stod(line.substr(name.size() + 1));
     }
     return -1;
 }
@@ -407,10 +443,12 @@ namespace djinn::testing {
 
 static std::uint64_t gob_uint(const std::string& b, std::size_t& i) {
     auto c = static_cast<unsigned char>(b.at(i++));
-    if (c < 0x80) return c;
+    if (c < 0x80)
+        return c;
     int n = 256 - c;
     std::uint64_t v = 0;
-    for (int k = 0; k < n; ++k) v = (v << 8) | static_cast<unsigned char>(b.at(i++));
+    for (int k = 0; k < n; ++k)
+        v = (v << 8) | static_cast<unsigned char>(b.at(i++));
     return v;
 }
 
@@ -421,12 +459,14 @@ GobValue decode_gob_payload(const std::string& b) {
     std::uint64_t vlen = gob_uint(b, i);
     std::size_t end = i + vlen;
     std::uint64_t type = gob_uint(b, i);
-    if (type != 130u) throw std::runtime_error("gob: unexpected type id");  // zig-zag of 65
+    if (type != 130u)
+        throw std::runtime_error("gob: unexpected type id");  // zig-zag of 65
     GobValue v;
     int field = -1;
     while (i < end) {
         std::uint64_t delta = gob_uint(b, i);
-        if (delta == 0) break;
+        if (delta == 0)
+            break;
         field += static_cast<int>(delta);
         if (field == 0) {
             std::uint64_t n = gob_uint(b, i);
@@ -434,17 +474,18 @@ GobValue decode_gob_payload(const std::string& b) {
             i += n;
         } else if (field == 1) {
             std::uint64_t u = gob_uint(b, i);
-            v.build_id = (u & 1) ? ~static_cast<std::int64_t>(u >> 1)
-                                 : static_cast<std::int64_t>(u >> 1);
+            v.build_id =
+                (u & 1) ? ~static_cast<std::int64_t>(u >> 1) : static_cast<std::int64_t>(u >> 1);
         }
     }
-    if (i != end) throw std::runtime_error("gob: trailing bytes in the value message");
+    if (i != end)
+        throw std::runtime_error("gob: trailing bytes in the value message");
     return v;
 }
 
-
 std::int64_t message_build_id(const std::string& message) {
-    if (message.size() < 49) throw std::runtime_error("queue message too short");
+    if (message.size() < 49)
+        throw std::runtime_error("queue message too short");
     std::size_t n = static_cast<unsigned char>(message[48]);
     return decode_gob_payload(message.substr(49, n)).build_id;
 }

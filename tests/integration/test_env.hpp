@@ -28,7 +28,7 @@ std::string temp_dir();  // a fresh directory under /tmp
 
 // A database created from the Djinn v1.3.0 template; dropped at destruction.
 class TestDatabase {
-public:
+  public:
     TestDatabase();
     ~TestDatabase();
     const std::string& name() const { return name_; }
@@ -43,14 +43,14 @@ public:
     // Run a psql-style SQL file as superuser.
     void exec_file(const std::string& path);
 
-private:
+  private:
     std::string name_;
     std::unique_ptr<pqxx::connection> admin_;
 };
 
 // A minimal Redis client for assertions.
 class Redis {
-public:
+  public:
     Redis();  // the test Redis
     Redis(const std::string& host, int port);
     ~Redis();
@@ -62,7 +62,7 @@ public:
     std::string host;
     int port = 0;
 
-private:
+  private:
     redisContext* ctx_ = nullptr;
 };
 
@@ -80,7 +80,7 @@ ProcessResult run_scheduler(const std::vector<std::string>& args,
 
 // A djinn-scheduler running in the background; killed (SIGKILL) at destruction if still running.
 class SchedulerProcess {
-public:
+  public:
     SchedulerProcess(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env = {});
     ~SchedulerProcess();
@@ -92,7 +92,7 @@ public:
     std::string output() const;  // what it wrote so far
     const std::string& log_path() const { return log_path_; }
 
-private:
+  private:
     pid_t pid_ = -1;
     int status_ = 0;
     bool exited_ = false;
