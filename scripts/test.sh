@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test of djinn-scheduler on this machine:
-#   1. builds with warnings as errors, runs the unit tests and the integration tests against a
-#      throwaway PostgreSQL 15 and Redis 7 on loopback (scripts/lib/services.sh);
-#   2. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs both suites;
-#   3. checks the packaging (Helm chart, kustomize, systemd, SysVinit, shellcheck) and, when
-#      this machine can build images, the container image with a real -once pass.
-# Stages can be chosen: scripts/test.sh [build] [unit] [integration] [sanitize] [packaging] [image]
-# (default: all of them). Exits non-zero on the first failure.
+# Runs every test of djinn-scheduler on this machine. Stages (default: all, in this order):
+#   build        build everything with warnings as errors, under AddressSanitizer +
+#                UndefinedBehaviorSanitizer (DJINN_SANITIZE=OFF for a plain build)
+#   unit         the unit tests
+#   integration  the integration tests against a throwaway PostgreSQL 15 and Redis 7 on loopback
+#                (scripts/lib/services.sh), through the sanitized binary
+#   packaging    Helm chart, kustomize, systemd, SysVinit, shellcheck (scripts/check-packaging.sh)
+#   image        the container image from the Dockerfile (its build stage compiles without
+#                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
+# Pick stages by name: scripts/test.sh unit integration. Exits non-zero on the first failure.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-    stages=(build unit integration sanitize packaging image)
+    stages=(build unit integration packaging image)
 fi
 want() {
     local s
@@ -23,8 +25,8 @@ want() {
 
 "$root/scripts/install-deps.sh"
 
-build_dir=${DJINN_BUILD_DIR:-$root/build/ci}
-san_dir=${DJINN_SANITIZE_BUILD_DIR:-$root/build/asan}
+sanitize=${DJINN_SANITIZE:-ON}
+build_dir=${DJINN_BUILD_DIR:-$root/build/ci-$sanitize}
 
 configure_and_build() {  # dir, extra cmake args...
     local dir=$1; shift
@@ -34,10 +36,18 @@ configure_and_build() {  # dir, extra cmake args...
 
 section() { printf '\n=== %s\n' "$*"; }
 
-if want build || want unit || want integration || want image; then
-    section "build (warnings as errors)"
-    configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if want build || want unit || want integration; then
+    if [ "$sanitize" = ON ]; then
+        section "build (warnings as errors, ASan + UBSan)"
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON
+    else
+        section "build (warnings as errors)"
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDJINN_SANITIZE=OFF
+    fi
 fi
+# Sanitizer findings fail the run.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 if want unit; then
     section "unit tests"
@@ -45,7 +55,7 @@ if want unit; then
 fi
 
 services_needed=0
-for s in integration sanitize image; do want "$s" && services_needed=1; done
+for s in integration image; do want "$s" && services_needed=1; done
 if [ $services_needed = 1 ]; then
     # shellcheck source=scripts/lib/services.sh
     source "$root/scripts/lib/services.sh"
@@ -56,14 +66,6 @@ fi
 if want integration; then
     section "integration tests (real PostgreSQL and Redis)"
     ctest --test-dir "$build_dir" -L integration --output-on-failure
-fi
-
-if want sanitize; then
-    section "build with ASan + UBSan"
-    configure_and_build "$san_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    section "unit + integration tests under ASan + UBSan"
-    ctest --test-dir "$san_dir" --output-on-failure -L 'unit|integration'
 fi
 
 if want packaging; then
