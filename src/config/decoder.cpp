@@ -598,6 +598,22 @@ void Decoder::cross_field(const Config& config) {
                   "required when " + present + " is set: a client certificate needs its key");
         }
     }
+    // A standby sits idle on its lock session between attempts; the session's
+    // idle_session_timeout is lock_timeout, so attempts must come more often than that.
+    if (config.leader.retry_interval >= config.leader.lock_timeout &&
+        !invalid_.count("leader.retry_interval") && !invalid_.count("leader.lock_timeout")) {
+        auto at = seen_.count("leader.retry_interval") ? seen_["leader.retry_interval"]
+                  : seen_.count("leader.lock_timeout") ? seen_["leader.lock_timeout"]
+                                                         : root_pos_;
+        error(at, "leader.retry_interval",
+              "must be shorter than leader.lock_timeout (" +
+                  std::to_string(config.leader.lock_timeout.count()) + " ms)");
+    }
+    if (config.leader.lock_timeout < std::chrono::milliseconds(1000) &&
+        !invalid_.count("leader.lock_timeout")) {
+        error(seen_.count("leader.lock_timeout") ? seen_["leader.lock_timeout"] : root_pos_,
+              "leader.lock_timeout", "must be at least 1s");
+    }
     if (config.crypto_salt.empty() && !invalid_.count("crypto.salt")) {
         auto crypto = seen_.find("crypto");
         warn(crypto == seen_.end() ? root_pos_ : crypto->second, "crypto.salt",

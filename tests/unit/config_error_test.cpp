@@ -225,3 +225,24 @@ TEST(ConfigErrorTest, UnreadableFile) {
 
 }  // namespace
 }  // namespace djinn::config
+
+namespace djinn::config {
+namespace {
+
+TEST(ConfigErrorTest, LeaderTimingRules) {
+    // A standby idles on its lock session between attempts; the server ends sessions idle
+    // for lock_timeout, so attempts must be more frequent than that.
+    EXPECT_EQ(error("leader {\n  retry_interval 10s\n  lock_timeout 5s\n}"),
+              "e.conf:2:3: leader.retry_interval: must be shorter than leader.lock_timeout (5000 "
+              "ms)");
+    EXPECT_EQ(errors("leader { lock_timeout 500ms }"),
+              (std::vector<std::string>{
+                  "e.conf:1:10: leader.retry_interval: must be shorter than leader.lock_timeout "
+                  "(500 ms)",
+                  "e.conf:1:10: leader.lock_timeout: must be at least 1s"}));
+    EXPECT_TRUE(load_djinn("leader { retry_interval 1s\n lock_timeout 4s }", "ok.conf")
+                    .errors.empty());
+}
+
+}  // namespace
+}  // namespace djinn::config
