@@ -1,0 +1,1068 @@
+#!/usr/bin/env python3
+"""Fault-injection harness for djinn-scheduler (run through tests/chaos/run.sh).
+
+Runs 3 replicas against the PostgreSQL and Redis started by scripts/lib/services.sh (the
+DJINN_TEST_* environment), makes crons fall due continuously, injects faults at seeded moments
+and checks, from the database and the queues, that every due (cron, scheduled time) got exactly
+one build and one queue job. Python 3 standard library only; psql for SQL, a small RESP client
+for Redis. Everything listens on 127.0.0.1.
+
+How a due (cron, scheduled time) is known: the harness records it in its own table chaos_due in
+the same transaction that makes the cron due (an INSERT of a new cron, or an UPDATE that rewinds
+an already dispatched daily cron to now). A psql call cut by a fault therefore records exactly
+what it committed, and the expected build count of a cron is its number of chaos_due rows.
+"""
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ENV = os.environ
+RUNDIR = ENV["DJINN_TEST_RUNDIR"]
+PGHOST = ENV["DJINN_TEST_PGHOST"]
+PGPORT = ENV["DJINN_TEST_PGPORT"]
+PGBIN = ENV["DJINN_TEST_PGBIN"]
+PGDATA = ENV["DJINN_TEST_PGDATA"]
+TEMPLATE = ENV["DJINN_TEST_PGTEMPLATE"]
+REDIS_PORT = int(ENV["DJINN_TEST_REDIS_PORT"])
+REDIS_SERVER = ENV["DJINN_TEST_REDIS_SERVER"]
+DB = "chaos"
+REPLICAS = ("a", "b", "c")
+INTERVAL_S = 2
+LOCK_TIMEOUT_S = 4
+RETRY_S = 1
+DRAIN_S = 10
+BATCH_SIZE = 20
+USERS = 5
+GOOD_MANIFEST = ("driver: {type: docker, image: alpine, workspace: /src}\n"
+                 "stages: [test]\njobs:\n- stage: test\n  commands: [make]")
+BAD_MANIFEST = "driver: [unclosed\njobs: {"
+FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
+          "freeze")
+
+T0 = time.time()
+
+
+def log(msg):
+    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
+
+
+def utc(ts):
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+class HarnessError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- PostgreSQL (psql)
+
+def psql(sql, db=DB, timeout=30, check=True):
+    """Runs SQL as the superuser; returns rows as lists of strings (unaligned, tab-separated)."""
+    env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
+    p = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", PGHOST,
+         "-p", PGPORT, "-U", "postgres", "-d", db, "-c", sql],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    if p.returncode != 0:
+        if check:
+            raise HarnessError(f"psql failed ({p.returncode}): {p.stderr.strip()[:400]}")
+        return None
+    return [line.split("\t") for line in p.stdout.splitlines() if line != ""]
+
+
+def psql_try(sql, timeout=10):
+    try:
+        return psql(sql, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def scalar(sql):
+    return psql(sql)[0][0]
+
+
+def as_postgres(cmd):
+    return (["runuser", "-u", "postgres", "--"] + cmd) if os.geteuid() == 0 else cmd
+
+
+# --------------------------------------------------------------------------- Redis (RESP)
+
+class Redis:
+    def __init__(self, port=REDIS_PORT, timeout=3.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise HarnessError("redis error: " + rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise HarnessError(f"redis: unexpected reply {line[:40]!r}")
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self._reply()
+
+
+def redis_try(*args, timeout=1.0):
+    try:
+        r = Redis(timeout=timeout)
+        try:
+            return r.cmd(*args)
+        finally:
+            r.close()
+    except (OSError, HarnessError):
+        return None
+
+
+class RedisServer:
+    """Our own redis-server (not daemonized) with an append-only file fsynced on every write, so
+    a restart (even kill -9) keeps every job it acknowledged: losing Redis data would lose
+    queued jobs of any producer, which is outside what a scheduler can guarantee."""
+
+    def __init__(self):
+        self.dir = os.path.join(RUNDIR, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        logf = open(os.path.join(RUNDIR, "redis-chaos.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+             "--daemonize", "no"], stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if redis_try("PING") == b"PONG":
+                return
+            time.sleep(0.05)
+        raise HarnessError("redis-server did not start")
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill9(self):
+        self.signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------- replicas
+
+class Replica:
+    def __init__(self, name, binary, rundir):
+        self.name = name
+        self.role = "chaos_" + name
+        self.binary = binary
+        self.rundir = rundir
+        self.conf = os.path.join(rundir, f"{name}.conf")
+        self.proc = None
+        self.incarnation = 0
+        self.logs = []
+        self.expected_exit = False
+        self.unexpected_exits = []
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write(f"""pidfile "{rundir}/{name}.pid"
+log info "/dev/stdout"
+log_format "json"
+interval {INTERVAL_S}s
+batch_size {BATCH_SIZE}
+drivers ["docker",]
+crypto {{
+    salt "1a2b3c4d5e6f7g8h"
+}}
+database {{
+    addr "{PGHOST}:{PGPORT}"
+    name "{DB}"
+    username "{self.role}"
+    password "secret"
+}}
+redis {{
+    addr "127.0.0.1:{REDIS_PORT}"
+}}
+http {{
+    addr "127.0.0.1:0"
+}}
+leader {{
+    retry_interval {RETRY_S}s
+    lock_timeout {LOCK_TIMEOUT_S}s
+}}
+drain_timeout {DRAIN_S}s
+""")
+
+    @property
+    def log_path(self):
+        return self.logs[-1]
+
+    def start(self):
+        self.incarnation += 1
+        path = os.path.join(self.rundir, f"{self.name}.{self.incarnation}.log")
+        self.logs.append(path)
+        with open(path, "ab") as out:
+            self.proc = subprocess.Popen([self.binary, "-config", self.conf], stdout=out,
+                                         stderr=subprocess.STDOUT)
+        self.expected_exit = False
+
+    def alive(self):
+        if self.proc is None:
+            return False
+        rc = self.proc.poll()
+        if rc is not None and not self.expected_exit:
+            self.unexpected_exits.append((self.incarnation, rc))
+            self.expected_exit = True
+        return rc is None
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def output(self):
+        try:
+            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def port(self):
+        m = re.search(r"serving /healthz /readyz /metrics on port (\d+)", self.output())
+        return int(m.group(1)) if m else 0
+
+    def metric(self, name, timeout=0.5):
+        port = self.port()
+        if not port:
+            return None
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return None
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.expected_exit = True
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(DRAIN_S + 5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------- workload
+
+class Workload(threading.Thread):
+    """Every second a few new crons fall due (about 5% with a manifest that does not parse: they
+    must be skipped and advanced, never built); every few seconds some already dispatched daily
+    crons are rewound to now, making them due again. Both are recorded in chaos_due in the same
+    transaction."""
+
+    def __init__(self, rng):
+        super().__init__(daemon=True)
+        self.rng = rng
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.inserted = 0
+        self.rewound = 0
+        self.failed_calls = 0
+
+    def insert(self, n, within_s, tag):
+        vals = []
+        for _ in range(n):
+            bad = self.rng.random() < 0.05
+            user = self.rng.randint(1, USERS)
+            secs = self.rng.uniform(0, within_s)
+            vals.append(f"({user}, {'true' if bad else 'false'}, {secs:.3f})")
+        sql = f"""
+WITH src(user_id, bad, secs) AS (VALUES {", ".join(vals)}),
+ins AS (
+  INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run)
+  SELECT user_id, user_id, '{tag} ' || md5(random()::text), 'daily',
+         CASE WHEN bad THEN $m${BAD_MANIFEST}$m$ ELSE $m${GOOD_MANIFEST}$m$ END,
+         now()::timestamp + make_interval(secs => secs)
+  FROM src RETURNING id, next_run, manifest)
+INSERT INTO chaos_due (cron_id, scheduled, bad, origin)
+SELECT id, next_run, manifest = $m${BAD_MANIFEST}$m$, '{tag}' FROM ins"""
+        if psql_try(sql) is None:
+            self.failed_calls += 1
+            return 0
+        with self.lock:
+            self.inserted += n
+        return n
+
+    def rewind(self, n):
+        sql = f"""
+WITH pick AS (
+  SELECT id FROM cron
+  WHERE next_run > now()::timestamp + interval '1 hour' AND prev_run IS NOT NULL
+  ORDER BY random() LIMIT {n}),
+r AS (
+  UPDATE cron c SET next_run = now()::timestamp - make_interval(secs => random() * 2)
+  FROM pick WHERE c.id = pick.id AND c.next_run > now()::timestamp
+  RETURNING c.id, c.next_run, c.manifest)
+INSERT INTO chaos_due (cron_id, scheduled, bad, origin)
+SELECT id, next_run, manifest = $m${BAD_MANIFEST}$m$, 'rewind' FROM r RETURNING cron_id"""
+        rows = psql_try(sql)
+        if rows is None:
+            self.failed_calls += 1
+            return
+        with self.lock:
+            self.rewound += len(rows)
+
+    def run(self):
+        tick = 0
+        while not self.stop_flag.is_set():
+            started = time.time()
+            self.insert(self.rng.randint(2, 5), 1.0, "steady")
+            if tick % 5 == 4:
+                self.rewind(self.rng.randint(1, 4))
+            tick += 1
+            self.stop_flag.wait(max(0.0, 1.0 - (time.time() - started)))
+
+
+# --------------------------------------------------------------------------- the harness
+
+class Chaos:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.redis = RedisServer()
+        self.replicas = {}
+        self.faults = []
+        self.violations = []
+        self.freezes = []
+
+    # ---- setup
+
+    def setup(self):
+        # PostgreSQL: every statement that writes is logged with its role, backend and time (UTC),
+        # so the writes of each replica (one role per replica) can be checked after the run.
+        psql("ALTER SYSTEM SET log_line_prefix = '%m [%p] %u '", db="postgres")
+        psql("ALTER SYSTEM SET log_timezone = 'UTC'", db="postgres")
+        psql("ALTER SYSTEM SET log_statement = 'mod'", db="postgres")
+        psql("SELECT pg_reload_conf()", db="postgres")
+        psql(f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE}", db="postgres")
+        # One login role per replica, member of Djinn's djinn_scheduler role (same privileges):
+        # the PostgreSQL log then says which replica wrote what.
+        for name in REPLICAS:
+            psql(f"DO $$BEGIN CREATE ROLE chaos_{name} LOGIN PASSWORD 'secret' IN ROLE "
+                 f"djinn_scheduler; EXCEPTION WHEN duplicate_object THEN NULL; END$$", db="postgres")
+        users = ", ".join(f"({i}, 'u{i}@example.com', 'user{i}', '\\x00')"
+                          for i in range(1, USERS + 1))
+        psql(f"INSERT INTO users (id, email, username, password) VALUES {users}")
+        psql(f"SELECT setval('users_id_seq', {USERS})")
+        psql("CREATE TABLE chaos_due (cron_id int NOT NULL, scheduled timestamp NOT NULL, "
+             "bad bool NOT NULL, origin text NOT NULL, recorded timestamptz DEFAULT now())")
+        # Redis: replace the services' non-persistent instance by ours (same port, AOF on).
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "shutdown",
+                        "nosave"], capture_output=True, check=False)
+        deadline = time.time() + 10
+        while redis_try("PING") is not None and time.time() < deadline:
+            time.sleep(0.05)
+        self.redis.start()
+        for name in REPLICAS:
+            self.replicas[name] = Replica(name, self.args.bin, RUNDIR)
+            self.replicas[name].start()
+        holder = self.wait_leader(None, 20)
+        if holder is None:
+            raise HarnessError("no leader within 20 s of start")
+        log(f"3 replicas started, leader {holder[1]}")
+
+    # ---- observation
+
+    def lock_holder(self):
+        """(backend pid, replica name) holding the advisory lock in our database, or None."""
+        rows = psql_try("SELECT l.pid, a.usename FROM pg_locks l JOIN pg_stat_activity a "
+                        "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND "
+                        "l.database = (SELECT oid FROM pg_database WHERE datname = "
+                        "current_database())", timeout=5)
+        if not rows:
+            return None
+        pid, role = rows[0]
+        return int(pid), role.replace("chaos_", "")
+
+    def wait_leader(self, old_pid, timeout):
+        """Waits for a lock holder whose backend is not old_pid; returns (pid, name) or None."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            h = self.lock_holder()
+            if h is not None and h[0] != old_pid:
+                return h
+            time.sleep(0.1)
+        return None
+
+    def due_count(self):
+        r = psql_try("SELECT count(*) FROM cron WHERE next_run <= now()::timestamp")
+        return int(r[0][0]) if r else None
+
+    def builds_and_jobs(self):
+        r = psql_try("SELECT count(*) FROM builds")
+        jobs = redis_try("LLEN", "builds_docker:active")
+        if r is None or jobs is None:
+            return None
+        return int(r[0][0]), int(jobs)
+
+    # ---- faults
+
+    def burst(self, workload, n):
+        """n crons due now: the next pass takes them in batches of BATCH_SIZE, so the fault that
+        follows lands in the middle of a pass (before, during or after a commit)."""
+        workload.insert(n, 0.0, "burst")
+
+    def burst_progress(self):
+        r = psql_try("SELECT count(*) FILTER (WHERE c.next_run > now()::timestamp), count(*) "
+                     "FROM cron c JOIN chaos_due d ON d.cron_id = c.id AND d.origin = 'burst' "
+                     "WHERE d.recorded = (SELECT max(recorded) FROM chaos_due "
+                     "WHERE origin = 'burst')", timeout=5)
+        return f"{r[0][0]}/{r[0][1]}" if r else "?"
+
+    def inject(self, kind, workload):
+        rng = self.rng
+        f = {"kind": kind, "t": time.time() - T0, "param": "", "before": "-", "after": "-",
+             "failover_s": None, "burst": "-", "note": ""}
+        holder = self.lock_holder()
+        if holder is None:
+            holder = self.wait_leader(None, 30)
+        if holder is None:
+            self.violation(f"before {kind}: no leader for 30 s")
+            return
+        old_pid, old_name = holder
+        f["before"] = old_name
+        rep = self.replicas[old_name]
+        burst_n = rng.randint(150, 400)
+        delay = rng.uniform(0.0, 0.8)
+        self.burst(workload, burst_n)
+        # Wait until the next tick boundary plus a random delay: the pass is then running.
+        now = time.time()
+        boundary = (int(now) // INTERVAL_S + 1) * INTERVAL_S
+        time.sleep(max(0.0, boundary + delay - now))
+        f["burst"] = self.burst_progress()
+        t_inject = time.time()
+        f["t"] = t_inject - T0
+
+        if kind == "kill9":
+            restart_after = rng.uniform(1.0, 4.0)
+            f["param"] = f"restart after {restart_after:.1f}s"
+            rep.expected_exit = True
+            rep.signal(signal.SIGKILL)
+            new = self.wait_leader(old_pid, 30)
+            self.note_failover(f, new, t_inject)
+            time.sleep(max(0.0, t_inject + restart_after - time.time()))
+            rep.proc.wait(10)
+            rep.start()
+        elif kind == "sigterm":
+            restart_after = rng.uniform(1.0, 4.0)
+            f["param"] = f"restart after {restart_after:.1f}s"
+            rep.expected_exit = True
+            rep.signal(signal.SIGTERM)
+            new = self.wait_leader(old_pid, 30)
+            self.note_failover(f, new, t_inject)
+            try:
+                rc = rep.proc.wait(DRAIN_S + 5)
+            except subprocess.TimeoutExpired:
+                rc = None
+                self.violation(f"SIGTERM: replica {old_name} did not exit within "
+                               f"{DRAIN_S + 5}s")
+                rep.signal(signal.SIGKILL)
+                rep.proc.wait(10)
+            if rc is not None and rc != 0:
+                self.violation(f"SIGTERM: replica {old_name} exited {rc}, not 0")
+            if "leadership released" not in rep.output():
+                self.violation(f"SIGTERM: replica {old_name} did not log 'leadership released'")
+            f["note"] = f"exit {rc}"
+            time.sleep(max(0.0, t_inject + restart_after - time.time()))
+            rep.start()
+        elif kind == "pg_terminate":
+            f["param"] = f"all sessions of {rep.role}"
+            psql_try(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE usename = '{rep.role}'")
+            new = self.wait_leader(old_pid, 30)
+            self.note_failover(f, new, t_inject)
+        elif kind == "pg_restart":
+            f["param"] = "pg_ctl restart -m fast"
+            t_restart = time.time()
+            p = subprocess.run(as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", PGDATA, "-l",
+                                            os.path.join(RUNDIR, "postgres.log"), "restart",
+                                            "-m", "fast", "-w", "-t", "60"]),
+                               capture_output=True, text=True, check=False)
+            if p.returncode != 0:
+                raise HarnessError(f"pg_ctl restart failed: {p.stderr.strip()}")
+            f["note"] = f"PostgreSQL down {time.time() - t_restart:.1f}s"
+            new = self.wait_leader(old_pid, 30)
+            self.note_failover(f, new, t_inject)
+        elif kind in ("redis_pause", "redis_restart"):
+            lo, hi = (12, 20) if self.args.duration <= 300 else (20, 40)
+            down = rng.uniform(lo, hi)
+            f["param"] = f"down {down:.0f}s"
+            if kind == "redis_pause":
+                self.redis.signal(signal.SIGSTOP)
+            else:
+                self.redis.kill9()
+            time.sleep(max(0.0, t_inject + down - time.time()))
+            if kind == "redis_pause":
+                self.redis.signal(signal.SIGCONT)
+            else:
+                self.redis.start()
+            t_back = time.time()
+            # The backlog: every committed build has its job again and nothing is due.
+            drained = None
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                bj = self.builds_and_jobs()
+                if bj and bj[0] == bj[1] and self.due_count() == 0:
+                    drained = time.time() - t_back
+                    break
+                time.sleep(0.2)
+            if drained is None:
+                self.violation(f"{kind}: backlog not enqueued within 60 s of Redis coming back")
+                f["note"] = "backlog NOT drained in 60s"
+            else:
+                f["note"] = f"backlog enqueued {drained:.1f}s after Redis was back"
+            h = self.lock_holder()
+            f["after"] = h[1] if h else "?"
+            if h and h[0] != old_pid:
+                f["note"] += "; leader changed"
+        elif kind == "freeze":
+            hold = LOCK_TIMEOUT_S + rng.uniform(2.0, 6.0)
+            f["param"] = f"SIGSTOP {hold:.1f}s (lock_timeout {LOCK_TIMEOUT_S}s)"
+            rep.signal(signal.SIGSTOP)
+            new = self.wait_leader(old_pid, LOCK_TIMEOUT_S * 3 + 10)
+            self.note_failover(f, new, t_inject)
+            time.sleep(max(0.0, t_inject + hold - time.time()))
+            alive = psql_try(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {old_pid}")
+            if alive and alive[0][0] != "0":
+                self.violation(f"freeze: the frozen leader's lock session {old_pid} still exists "
+                               f"{hold:.1f}s later")
+            t_resume = time.time()
+            offset = os.path.getsize(rep.log_path)
+            rep.signal(signal.SIGCONT)
+            time.sleep(LOCK_TIMEOUT_S + 2)
+            t_check = time.time()
+            with open(rep.log_path, "r", encoding="utf-8", errors="replace") as fh:
+                fh.seek(offset)
+                after = fh.read()
+            if "leadership lost" not in after:
+                self.violation(f"freeze: replica {old_name} did not log 'leadership lost' within "
+                               f"{t_check - t_resume:.1f}s of SIGCONT")
+            h = self.lock_holder()
+            if h and h[1] == old_name:
+                f["note"] = "resumed replica leads again (new leader lost the lock?)"
+            self.freezes.append({"name": old_name, "role": rep.role, "old_pid": old_pid,
+                                 "stop": t_inject, "resume": t_resume, "check": t_check,
+                                 "leader_at_check": h[1] if h else None})
+            f["note"] = (f["note"] + " " if f["note"] else "") + "resumed, stepped down"
+        else:
+            raise HarnessError(f"unknown fault {kind}")
+        self.faults.append(f)
+        took = "" if f["failover_s"] is None else f"in {f['failover_s']:.2f}s"
+        log(f"fault {kind:13} {f['param']:36} leader {f['before']} -> {f['after']} {took} "
+            f"burst {f['burst']} {f['note']}")
+
+    def note_failover(self, f, new, t_inject):
+        if new is None:
+            self.violation(f"{f['kind']}: no new leader within the bound")
+            f["after"] = "NONE"
+            return
+        f["after"] = new[1]
+        f["failover_s"] = time.time() - t_inject
+
+    def violation(self, what):
+        log("VIOLATION: " + what)
+        self.violations.append(what)
+
+    # ---- schedule
+
+    def schedule(self):
+        """Every fault type once in a seeded order, then seeded random ones until --duration."""
+        first = list(FAULTS)
+        self.rng.shuffle(first)
+        return first
+
+    def run(self, workload):
+        kinds = self.schedule()
+        end = T0 + self.args.duration
+        i = 0
+        while True:
+            if i < len(kinds):
+                kind = kinds[i]
+            elif time.time() < end - 10:
+                kind = self.rng.choice(FAULTS)
+            else:
+                break
+            i += 1
+            time.sleep(self.rng.uniform(1.0, 4.0))
+            self.check_replicas()
+            self.inject(kind, workload)
+        while time.time() < end:
+            time.sleep(0.5)
+
+    def check_replicas(self):
+        for r in self.replicas.values():
+            r.alive()
+            if r.unexpected_exits:
+                for inc, rc in r.unexpected_exits:
+                    self.violation(f"replica {r.name} (start #{inc}) exited unexpectedly: {rc}")
+                r.unexpected_exits.clear()
+                r.start()
+
+    # ---- settle and check
+
+    def settle(self):
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            bj = self.builds_and_jobs()
+            due = self.due_count()
+            if bj and due == 0 and bj[0] == bj[1]:
+                time.sleep(INTERVAL_S * 2 + 1)  # one more pass: nothing may change any more
+                bj2 = self.builds_and_jobs()
+                if bj2 == bj and self.due_count() == 0:
+                    return True
+            time.sleep(0.5)
+        return False
+
+    def check(self, workload):
+        out = {}
+        v = self.violations
+
+        # Expected builds per cron from chaos_due, actual from cron_builds.
+        rows = psql("""
+WITH exp AS (SELECT cron_id, count(*) AS due, bool_or(bad) AS bad, max(scheduled) AS last_sched
+             FROM chaos_due GROUP BY cron_id),
+act AS (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id)
+SELECT count(*), coalesce(sum(e.due), 0),
+       count(*) FILTER (WHERE e.bad),
+       coalesce(sum(CASE WHEN e.bad THEN 0 ELSE greatest(e.due - coalesce(a.n, 0), 0) END), 0),
+       coalesce(sum(CASE WHEN e.bad THEN coalesce(a.n, 0)
+                         ELSE greatest(coalesce(a.n, 0) - e.due, 0) END), 0),
+       (SELECT count(*) FROM cron c WHERE NOT EXISTS (SELECT 1 FROM exp WHERE exp.cron_id = c.id)),
+       (SELECT count(*) FROM chaos_due WHERE origin = 'rewind')
+FROM exp e LEFT JOIN act a USING (cron_id)""")[0]
+        out["crons"], out["due"], out["bad"], out["losses"], out["duplicates"], unknown, \
+            out["rewinds"] = (int(x) for x in rows)
+        if out["losses"]:
+            lost = psql("""
+SELECT d.cron_id, count(*), (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id)
+FROM chaos_due d WHERE NOT d.bad GROUP BY d.cron_id
+HAVING count(*) > (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id) LIMIT 20""")
+            v.append(f"LOSS: {out['losses']} due (cron, scheduled time) without a build; "
+                     f"(cron, due, builds): {lost}")
+        if out["duplicates"]:
+            dup = psql("""
+SELECT d.cron_id, count(*), (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id)
+FROM chaos_due d GROUP BY d.cron_id
+HAVING count(*) FILTER (WHERE NOT d.bad) <
+       (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id) LIMIT 20""")
+            v.append(f"DUPLICATE: {out['duplicates']} extra build(s); (cron, due, builds): {dup}")
+        if unknown:
+            v.append(f"{unknown} cron(s) the harness did not record")
+
+        # Every build is a cron build, exactly once, whole, and scheduled no earlier than due.
+        out["builds"] = int(scalar("SELECT count(*) FROM builds"))
+        n = int(scalar("SELECT count(*) FROM builds b WHERE (SELECT count(*) FROM cron_builds cb "
+                       "WHERE cb.build_id = b.id) <> 1"))
+        if n:
+            v.append(f"{n} build(s) not linked to exactly one cron")
+        half = psql("""
+SELECT b.id FROM builds b
+WHERE b.status <> 'queued'
+   OR (SELECT count(*) FROM build_triggers t WHERE t.build_id = b.id AND t.type = 'schedule') <> 1
+   OR (SELECT count(*) FROM build_tags t WHERE t.build_id = b.id) <> 1
+   OR (SELECT count(*) FROM build_drivers t WHERE t.build_id = b.id) <> 1
+   OR (SELECT count(*) FROM build_stages t WHERE t.build_id = b.id) <> 2
+   OR (SELECT count(*) FROM build_jobs t WHERE t.build_id = b.id) <> 2
+LIMIT 20""")
+        out["half_written"] = len(half)
+        if half:
+            v.append(f"half-written builds (first ids): {[r[0] for r in half]}")
+        nums = psql("""
+SELECT user_id, count(*), count(DISTINCT number), min(number), max(number)
+FROM builds GROUP BY user_id HAVING count(*) <> count(DISTINCT number) OR min(number) <> 1
+    OR max(number) <> count(*)""")
+        if nums:
+            v.append(f"build numbers not 1..n per user (user, builds, distinct, min, max): {nums}")
+        early = psql("""
+SELECT d.cron_id, d.scheduled, b.created_at FROM (
+  SELECT cron_id, scheduled, row_number() OVER (PARTITION BY cron_id ORDER BY scheduled) AS k
+  FROM chaos_due WHERE NOT bad) d
+JOIN (SELECT cb.cron_id, b.created_at,
+             row_number() OVER (PARTITION BY cb.cron_id ORDER BY b.id) AS k
+      FROM cron_builds cb JOIN builds b ON b.id = cb.build_id) b
+  ON b.cron_id = d.cron_id AND b.k = d.k
+WHERE b.created_at < d.scheduled LIMIT 10""")
+        if early:
+            v.append(f"builds made before their cron was due (cron, scheduled, created): {early}")
+
+        # Every cron advanced: nothing due, next_run the midnight after its last run.
+        adv = psql("""
+SELECT c.id, c.next_run, c.prev_run, e.last_sched, e.bad FROM cron c
+JOIN (SELECT cron_id, max(scheduled) AS last_sched, bool_or(bad) AS bad FROM chaos_due
+      GROUP BY cron_id) e ON e.cron_id = c.id
+WHERE c.next_run <= now()::timestamp
+   OR c.next_run <> date_trunc('day', c.next_run)
+   OR c.next_run <= e.last_sched
+   OR (NOT e.bad AND (c.prev_run IS NULL OR c.prev_run < e.last_sched
+                      OR c.next_run <> date_trunc('day', c.prev_run) + interval '1 day'))
+LIMIT 10""")
+        out["not_advanced"] = len(adv)
+        if adv:
+            v.append(f"crons not advanced correctly (id, next_run, prev_run, last due, bad): {adv}")
+
+        # The queues: one job per build, no job without a build, the exact message bytes.
+        r = Redis(timeout=10)
+        try:
+            keys = sorted(k.decode() for k in r.cmd("KEYS", "builds_*"))
+            if set(keys) - {"builds_docker:active", "builds_docker:data"}:
+                v.append(f"unexpected queue keys: {keys}")
+            active = [x.decode() for x in r.cmd("LRANGE", "builds_docker:active", 0, -1)]
+            data = r.cmd("HGETALL", "builds_docker:data")
+            data = {data[i].decode(): data[i + 1] for i in range(0, len(data), 2)}
+            markers = {int(k.decode().rsplit(":", 1)[1])
+                       for k in scan_keys(r, "djinn-scheduler:enqueued:*")}
+        finally:
+            r.close()
+        out["jobs"] = len(active)
+        if len(set(active)) != len(active):
+            v.append(f"{len(active) - len(set(active))} job id(s) twice in builds_docker:active")
+        if set(active) != set(data):
+            v.append(f"active list and data hash differ: {len(set(active) - set(data))} id(s) "
+                     f"without data, {len(set(data) - set(active))} data without an active id")
+        queued, bad_messages = [], []
+        for job_id in active:
+            msg = data.get(job_id)
+            if msg is None:
+                continue
+            try:
+                host, build = decode_message(msg, job_id)
+            except (ValueError, IndexError, UnicodeDecodeError) as e:
+                bad_messages.append(f"{job_id}: {e}")
+                continue
+            if host != "djinn-scheduler":
+                v.append(f"job {job_id}: host {host!r}")
+            queued.append(build)
+        if bad_messages:
+            v.append(f"{len(bad_messages)} queue message(s) not as Djinn writes them, e.g. "
+                     f"{bad_messages[:3]}")
+        build_ids = {int(x[0]) for x in psql("SELECT id FROM builds")}
+        dup_jobs = len(queued) - len(set(queued))
+        out["duplicate_jobs"] = dup_jobs
+        out["builds_without_job"] = len(build_ids - set(queued))
+        out["jobs_without_build"] = len(set(queued) - build_ids)
+        if dup_jobs:
+            v.append(f"DUPLICATE JOB: {dup_jobs} build(s) enqueued more than once")
+        if out["builds_without_job"]:
+            v.append(f"LOSS: {out['builds_without_job']} build(s) without a queue job: "
+                     f"{sorted(build_ids - set(queued))[:20]}")
+        if out["jobs_without_build"]:
+            v.append(f"{out['jobs_without_build']} queue job(s) without a build: "
+                     f"{sorted(set(queued) - build_ids)[:20]}")
+        if build_ids - markers:
+            v.append(f"{len(build_ids - markers)} build(s) without an enqueue marker")
+
+        # Fencing of the frozen leaders: no write by the resumed replica's role while another
+        # replica held the lock (from the PostgreSQL statement log).
+        writes = pg_writes()
+        out["writes_logged"] = len(writes)
+        for fz in self.freezes:
+            bad = [w for w in writes if w[1] == fz["role"] and fz["resume"] <= w[0] <= fz["check"]]
+            fz["writes_after_resume"] = len(bad)
+            if bad:
+                v.append(f"FENCING: replica {fz['name']} wrote {len(bad)} statement(s) after "
+                         f"SIGCONT while another replica held the lock, e.g. {bad[0][2][:200]}")
+            frozen = [w for w in writes if w[3] == fz["old_pid"] and w[0] > fz["stop"] + 0.5]
+            if frozen:
+                v.append(f"FENCING: backend {fz['old_pid']} of frozen replica {fz['name']} "
+                         f"wrote after it was frozen: {frozen[0][2][:200]}")
+
+        # Exactly one leader at the end, seen the same by the replicas and the database.
+        leaders = [n for n, rep in self.replicas.items() if rep.alive()
+                   and rep.metric("djinn_scheduler_leader") == 1]
+        holder = self.lock_holder()
+        if len(leaders) != 1 or holder is None or holder[1] != leaders[0]:
+            v.append(f"at the end: leaders by /metrics {leaders}, lock holder {holder}")
+        out["leader_end"] = leaders[0] if len(leaders) == 1 else str(leaders)
+        out["workload_failed_calls"] = workload.failed_calls
+        missing = set(FAULTS) - {f["kind"] for f in self.faults}
+        if missing:
+            v.append(f"fault types never injected: {sorted(missing)}")
+        return out
+
+    def report(self, out):
+        print()
+        print(f"Faults injected (seed {self.args.seed}, duration {self.args.duration}s; "
+              f"interval {INTERVAL_S}s, batch_size {BATCH_SIZE}, lock_timeout {LOCK_TIMEOUT_S}s, "
+              f"retry_interval {RETRY_S}s)")
+        print()
+        print("| # | t (s) | fault | parameter | burst taken when injected | leader before | "
+              "leader after | new leader after (s) | note |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for i, f in enumerate(self.faults, 1):
+            fo = "-" if f["failover_s"] is None else f"{f['failover_s']:.2f}"
+            print(f"| {i} | {f['t']:.1f} | {f['kind']} | {f['param']} | {f['burst']} | "
+                  f"{f['before']} | {f['after']} | {fo} | {f['note']} |")
+        print()
+        by_kind = {}
+        for f in self.faults:
+            by_kind.setdefault(f["kind"], []).append(f["failover_s"])
+        print("| fault | count | new leader after: min / max (s) |")
+        print("|---|---|---|")
+        for k in FAULTS:
+            xs = [x for x in by_kind.get(k, []) if x is not None]
+            rng = f"{min(xs):.2f} / {max(xs):.2f}" if xs else "-"
+            print(f"| {k} | {len(by_kind.get(k, []))} | {rng} |")
+        print()
+        print("| outcome | value |")
+        print("|---|---|")
+        rows = [
+            ("crons made due (distinct)", out.get("crons")),
+            ("due (cron, scheduled time) pairs, rewinds included", out.get("due")),
+            ("  of which rewinds of dispatched crons", out.get("rewinds")),
+            ("  crons with a broken manifest (must be skipped)", out.get("bad")),
+            ("builds", out.get("builds")),
+            ("queue jobs", out.get("jobs")),
+            ("losses (due without build, build without job)",
+             (out.get("losses") or 0) + (out.get("builds_without_job") or 0)),
+            ("duplicates (extra builds, extra jobs)",
+             (out.get("duplicates") or 0) + (out.get("duplicate_jobs") or 0)),
+            ("jobs without a build", out.get("jobs_without_build")),
+            ("half-written builds", out.get("half_written")),
+            ("crons not advanced correctly", out.get("not_advanced")),
+            ("writes by a resumed (frozen) leader", sum(f.get("writes_after_resume", 0)
+                                                        for f in self.freezes)),
+            ("leader at the end", out.get("leader_end")),
+            ("invariant violations", len(self.violations)),
+        ]
+        for k, val in rows:
+            print(f"| {k} | {val} |")
+        print()
+
+    def teardown(self):
+        for r in self.replicas.values():
+            r.stop()
+        self.redis.stop()
+
+
+def scan_keys(r, pattern):
+    cursor = b"0"
+    out = []
+    while True:
+        cursor, keys = r.cmd("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        out.extend(keys)
+        if cursor == b"0":
+            return out
+
+
+def gob_uint(b, i):
+    c = b[i]
+    i += 1
+    if c < 0x80:
+        return c, i
+    n = 256 - c
+    v = 0
+    for _ in range(n):
+        v = (v << 8) | b[i]
+        i += 1
+    return v, i
+
+
+def msgpack_value(m, i):
+    """One msgpack value of the kinds a curlyq message uses: str, bin, int, nil, bool."""
+    c = m[i]
+    if 0xa0 <= c <= 0xbf:
+        n = c - 0xa0
+        return m[i + 1:i + 1 + n].decode(), i + 1 + n
+    if c in (0xd9, 0xc4):
+        n = m[i + 1]
+        v = m[i + 2:i + 2 + n]
+        return (v.decode() if c == 0xd9 else bytes(v)), i + 2 + n
+    if c in (0xda, 0xc5):
+        n = int.from_bytes(m[i + 1:i + 3], "big")
+        v = m[i + 3:i + 3 + n]
+        return (v.decode() if c == 0xda else bytes(v)), i + 3 + n
+    if c <= 0x7f:
+        return c, i + 1
+    if c in (0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3):
+        n = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}[c]
+        return int.from_bytes(m[i + 1:i + 1 + n], "big", signed=c >= 0xd0), i + 1 + n
+    if c == 0xc0:
+        return None, i + 1
+    if c in (0xc2, 0xc3):
+        return c == 0xc3, i + 1
+    raise ValueError(f"msgpack type 0x{c:02x} at {i}")
+
+
+def decode_message(msg, job_id):
+    """A curlyq message: a msgpack map {ID: the job id, Data: the gob payload[, Attempt: 0]};
+    the gob stream is a type definition, then the value {Host string; BuildID int64}."""
+    if not msg or not 0x80 <= msg[0] <= 0x8f:
+        raise ValueError("not a msgpack map")
+    fields, i = {}, 1
+    for _ in range(msg[0] - 0x80):
+        k, i = msgpack_value(msg, i)
+        fields[k], i = msgpack_value(msg, i)
+    if i != len(msg):
+        raise ValueError("trailing bytes")
+    if fields.get("ID") != job_id:
+        raise ValueError("message ID differs from its key")
+    if fields.get("Attempt", 0) != 0:
+        raise ValueError(f"Attempt {fields['Attempt']}")
+    if set(fields) - {"ID", "Data", "Attempt"}:
+        raise ValueError(f"unexpected fields {sorted(fields)}")
+    b = fields.get("Data")
+    if not isinstance(b, bytes):
+        raise ValueError("no Data")
+    i = 0
+    length, i = gob_uint(b, i)
+    i += length
+    vlen, i = gob_uint(b, i)
+    end = i + vlen
+    typ, i = gob_uint(b, i)
+    if typ != 130:
+        raise ValueError("gob type id")
+    host, build, field = "", None, -1
+    while i < end:
+        delta, i = gob_uint(b, i)
+        if delta == 0:
+            break
+        field += delta
+        if field == 0:
+            sl, i = gob_uint(b, i)
+            host = b[i:i + sl].decode()
+            i += sl
+        elif field == 1:
+            u, i = gob_uint(b, i)
+            build = ~(u >> 1) if u & 1 else u >> 1
+    if i != end or build is None:
+        raise ValueError("gob value")
+    return host, build
+
+
+PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
+                     r"LOG:  (?:statement|execute [^:]*): (.*)$")
+
+
+def pg_writes():
+    """(time, role, statement, backend pid) of every logged write statement."""
+    out = []
+    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = PG_LINE.match(line)
+            if not m:
+                continue
+            t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+                tzinfo=dt.timezone.utc).timestamp()
+            out.append((t, m.group(3), m.group(4), int(m.group(2))))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--duration", type=int, default=120)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    log(f"seed {args.seed}, duration {args.duration}s, run directory {RUNDIR}")
+    chaos = Chaos(args)
+    workload = Workload(random.Random(args.seed * 7919 + 1))
+    out = {}
+    code = 0
+    try:
+        chaos.setup()
+        workload.start()
+        chaos.run(workload)
+        log("stopping the workload and the faults; letting the fleet settle")
+        workload.stop_flag.set()
+        workload.join(30)
+        chaos.check_replicas()
+        if not chaos.settle():
+            chaos.violation("the fleet did not settle within 90 s (crons still due or builds "
+                            "without a job)")
+        out = chaos.check(workload)
+    except HarnessError as e:
+        log(f"HARNESS ERROR: {e}")
+        code = 2
+    finally:
+        workload.stop_flag.set()
+        chaos.teardown()
+    chaos.report(out)
+    if chaos.violations:
+        print("FAILED:")
+        for v in chaos.violations:
+            print("  - " + v)
+        return 1
+    if code:
+        return code
+    print(f"PASSED: {out.get('due')} due (cron, time) pairs -> {out.get('builds')} builds, "
+          f"{out.get('jobs')} jobs; 0 lost, 0 duplicated; {len(chaos.faults)} faults")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
