@@ -588,7 +588,9 @@ class Chaos:
             h = self.lock_holder()
             f["after"] = h[1] if h else "?"
             if h and h[0] != old_pid:
-                f["note"] += "; leader changed"
+                # The leader blocked on Redis longer than lock_timeout between transactions: its
+                # lock session was ended by idle_session_timeout (safe, but a leadership change).
+                f["note"] += "; lock session lost during the outage"
         elif kind == "freeze":
             hold = LOCK_TIMEOUT_S + rng.uniform(2.0, 6.0)
             f["param"] = f"SIGSTOP {hold:.1f}s (lock_timeout {LOCK_TIMEOUT_S}s)"
@@ -617,7 +619,10 @@ class Chaos:
             self.freezes.append({"name": old_name, "role": rep.role, "old_pid": old_pid,
                                  "stop": t_inject, "resume": t_resume, "check": t_check,
                                  "leader_at_check": h[1] if h else None})
-            f["note"] = (f["note"] + " " if f["note"] else "") + "resumed, stepped down"
+            tried = after.count("nothing of it was committed")
+            f["note"] = (f["note"] + " " if f["note"] else "") + (
+                "resumed: stepped down" + (f", its batch on the dead session failed ({tried})"
+                                           if tried else ""))
         else:
             raise HarnessError(f"unknown fault {kind}")
         self.faults.append(f)
@@ -827,8 +832,10 @@ LIMIT 10""")
 
         # Fencing of the frozen leaders: no write by the resumed replica's role while another
         # replica held the lock (from the PostgreSQL statement log).
-        writes = pg_writes()
+        writes = [w for w in pg_writes() if w[1].startswith("chaos_")]
         out["writes_logged"] = len(writes)
+        if not writes:
+            v.append("no write of any replica found in the PostgreSQL log: fencing unchecked")
         for fz in self.freezes:
             bad = [w for w in writes if w[1] == fz["role"] and fz["resume"] <= w[0] <= fz["check"]]
             fz["writes_after_resume"] = len(bad)
@@ -895,7 +902,9 @@ LIMIT 10""")
             ("crons not advanced correctly", out.get("not_advanced")),
             ("writes by a resumed (frozen) leader", sum(f.get("writes_after_resume", 0)
                                                         for f in self.freezes)),
+            ("write statements logged by the replicas", out.get("writes_logged")),
             ("leader at the end", out.get("leader_end")),
+            ("wall time (s)", f"{time.time() - T0:.0f}"),
             ("invariant violations", len(self.violations)),
         ]
         for k, val in rows:
