@@ -79,8 +79,8 @@ store::SessionOptions session_options(const config::Config& c) {
 metrics::KnownLabels known_labels(const config::Config& c) {
     metrics::KnownLabels k;
     k.drivers = c.drivers;
-    k.skip_reasons = {"bad_manifest",  "driver_disabled",   "unknown_driver",
-                      "deleted_owner", "missing_privilege", "write_failed"};
+    k.skip_reasons = {"bad_manifest",      "driver_disabled", "unknown_driver", "deleted_owner",
+                      "missing_privilege", "write_failed",    "bad_next_run"};
     k.error_kinds = {"database", "database_connection", "enqueue", "leader_lock"};
     k.pass_results = {"ok", "error"};
     return k;

@@ -236,6 +236,7 @@ struct DueCron {
     std::string manifest;
     std::string next_run_text;
     TimePoint next_run;
+    bool bad_next_run = false;  // -infinity, BC, ...: not a time any schedule can come from
     bool owner_missing = false;
     bool owner_deleted = false;
     std::string email;
@@ -808,7 +809,10 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
         c.schedule = *sched;
         c.manifest = row[5].as<std::string>();
         c.next_run_text = row[6].as<std::string>();
-        c.next_run = parse_ts(c.next_run_text);
+        // Hostile rows (written by hand: Djinn never writes these) must not stop the pass.
+        auto next_run = schedule::parse_pg_timestamp(c.next_run_text);
+        c.bad_next_run = !next_run;
+        c.next_run = next_run.value_or(TimePoint{});
         c.owner_missing = row[7].as<bool>();
         c.owner_deleted = !c.owner_missing && row[8].as<bool>();
         if (!c.owner_missing) {
@@ -840,6 +844,11 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     work.reserve(crons.size());
     for (std::size_t i = 0; i < crons.size(); ++i) {
         const DueCron& c = crons[i];
+        if (c.bad_next_run) {
+            skip(c, "bad_next_run",
+                 "next_run \"" + c.next_run_text + "\" is not a finite timestamp", true);
+            continue;
+        }
         if (c.owner_missing || c.owner_deleted) {
             skip(c, "deleted_owner",
                  c.owner_missing ? "owner user " + std::to_string(c.user_id) + " does not exist"

@@ -51,7 +51,7 @@ struct DispatchedBuild {
 struct SkippedCron {
     std::int64_t cron_id = 0;
     std::string kind;       // metric label: bad_manifest, driver_disabled, unknown_driver,
-                            // deleted_owner, missing_privilege, write_failed
+                            // deleted_owner, missing_privilege, write_failed, bad_next_run
     std::string reason;     // one line
     bool advanced = false;  // false: the cron stays due and is retried on the next pass
 };

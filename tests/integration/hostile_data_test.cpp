@@ -497,7 +497,7 @@ TEST_F(HostileData, UnwritableBuildNumberStaysDueAndDoesNotBlockTheBatch) {
 }
 
 // next_run values PostgreSQL accepts but Djinn never writes: -infinity and dates BC sort first
-// among the due crons. DISABLED: they block every pass (see the report of issue 5):
+// among the due crons. They used to block every pass:
 // DispatchStore::dispatch_batch parses c.next_run::text with parse_pg_timestamp, which refuses
 // "-infinity" and "... BC", and parse_ts throws std::logic_error out of the batch; as these
 // rows sort first, every pass fails at the same row and no cron is ever dispatched again.
@@ -506,7 +506,7 @@ TEST_F(HostileData, UnwritableBuildNumberStaysDueAndDoesNotBlockTheBatch) {
 // whose next_run is not a finite AD timestamp (or does not parse) into a skip "bad_next_run"
 // advanced to schedule::next_after(schedule, now); the UPDATE's `c.next_run = t.old_next_run`
 // matches the text as read ('-infinity'::timestamp = '-infinity' holds).
-TEST_F(HostileData, DISABLED_NonFiniteAndBcNextRunDoNotBlockThePass) {
+TEST_F(HostileData, NonFiniteAndBcNextRunDoNotBlockThePass) {
     const auto minus_inf = add_cron("minus infinity", kPlainManifest, 1, "'-infinity'");
     const auto bc = add_cron("before christ", kPlainManifest, 1, "'0044-03-15 00:00:00 BC'");
     const auto plus_inf = add_cron("plus infinity", kPlainManifest, 1, "'infinity'");
