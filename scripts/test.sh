@@ -5,6 +5,10 @@
 #   unit         the unit tests
 #   integration  the integration tests against a throwaway PostgreSQL 15 and Redis 7 on loopback
 #                (scripts/lib/services.sh), through the sanitized binary
+#   chaos        the fault-injection harness, short version (tests/chaos/run.sh, ~2 min): 3
+#                replicas of the sanitized binary, every fault type, exactly-once checked
+#   fuzz         the libFuzzer targets, 30 s each (tests/fuzz/run.sh)
+#   tsan         the unit tests built with ThreadSanitizer (scripts/tsan.sh unit)
 #   packaging    Helm chart, kustomize, systemd, SysVinit, shellcheck (scripts/check-packaging.sh)
 #   image        the container image from the Dockerfile (its build stage compiles without
 #                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
@@ -15,7 +19,7 @@ cd "$root"
 jobs=$(nproc)
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-    stages=(build unit integration packaging image)
+    stages=(build unit integration chaos fuzz tsan packaging image)
 fi
 want() {
     local s
@@ -66,6 +70,22 @@ fi
 if want integration; then
     section "integration tests (real PostgreSQL and Redis)"
     ctest --test-dir "$build_dir" -L integration --output-on-failure
+fi
+
+if want chaos; then
+    section "chaos harness, short version (sanitized binary)"
+    "$root/tests/chaos/run.sh" --seed "${DJINN_CHAOS_SEED:-1}" --duration 120 \
+        --bin "$build_dir/djinn-scheduler"
+fi
+
+if want fuzz; then
+    section "fuzzing (libFuzzer, ${DJINN_FUZZ_SECONDS:-30} s per target)"
+    "$root/tests/fuzz/run.sh"
+fi
+
+if want tsan; then
+    section "ThreadSanitizer (unit tests)"
+    "$root/scripts/tsan.sh" unit
 fi
 
 if want packaging; then
