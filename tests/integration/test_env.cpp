@@ -136,8 +136,12 @@ Redis::Redis()
 Redis::Redis(const std::string& h, int p) : host(h), port(p) {
     timeval tv{5, 0};
     ctx_ = redisConnectWithTimeout(host.c_str(), port, tv);
-    if (ctx_ == nullptr || ctx_->err)
+    if (ctx_ == nullptr || ctx_->err) {
+        if (ctx_ != nullptr)
+            redisFree(ctx_);  // the destructor does not run when we throw
+        ctx_ = nullptr;
         throw std::runtime_error("cannot connect to test Redis");
+    }
 }
 
 Redis::~Redis() {
