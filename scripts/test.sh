@@ -51,6 +51,7 @@ if want build || want unit || want integration; then
 fi
 # Sanitizer findings fail the run.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 if want unit; then
