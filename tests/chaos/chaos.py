@@ -65,9 +65,18 @@ class HarnessError(Exception):
 
 # --------------------------------------------------------------------------- PostgreSQL (psql)
 
-def psql(sql, db=DB, timeout=30, check=True):
+def psql(sql, db=DB, timeout=300, check=True):
     """Runs SQL as the superuser; returns rows as lists of strings (unaligned, tab-separated)."""
     env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
+    try:
+        return _psql(sql, db, timeout, check, env)
+    except subprocess.TimeoutExpired as e:
+        if check:
+            raise HarnessError(f"psql timed out after {timeout}s: {sql.strip()[:200]}") from e
+        raise
+
+
+def _psql(sql, db, timeout, check, env):
     p = subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", PGHOST,
          "-p", PGPORT, "-U", "postgres", "-d", db, "-c", sql],
@@ -710,42 +719,50 @@ SELECT count(*), coalesce(sum(e.due), 0),
        coalesce(sum(CASE WHEN e.bad THEN 0 ELSE greatest(e.due - coalesce(a.n, 0), 0) END), 0),
        coalesce(sum(CASE WHEN e.bad THEN coalesce(a.n, 0)
                          ELSE greatest(coalesce(a.n, 0) - e.due, 0) END), 0),
-       (SELECT count(*) FROM cron c WHERE NOT EXISTS (SELECT 1 FROM exp WHERE exp.cron_id = c.id)),
+       (SELECT count(*) FROM cron c LEFT JOIN exp x ON x.cron_id = c.id WHERE x.cron_id IS NULL),
        (SELECT count(*) FROM chaos_due WHERE origin = 'rewind')
 FROM exp e LEFT JOIN act a USING (cron_id)""")[0]
         out["crons"], out["due"], out["bad"], out["losses"], out["duplicates"], unknown, \
             out["rewinds"] = (int(x) for x in rows)
         if out["losses"]:
             lost = psql("""
-SELECT d.cron_id, count(*), (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id)
-FROM chaos_due d WHERE NOT d.bad GROUP BY d.cron_id
-HAVING count(*) > (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id) LIMIT 20""")
+SELECT e.cron_id, e.n, coalesce(a.n, 0) FROM
+  (SELECT cron_id, count(*) AS n FROM chaos_due WHERE NOT bad GROUP BY cron_id) e
+  LEFT JOIN (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id) a USING (cron_id)
+WHERE e.n > coalesce(a.n, 0) LIMIT 20""")
             v.append(f"LOSS: {out['losses']} due (cron, scheduled time) without a build; "
                      f"(cron, due, builds): {lost}")
         if out["duplicates"]:
             dup = psql("""
-SELECT d.cron_id, count(*), (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id)
-FROM chaos_due d GROUP BY d.cron_id
-HAVING count(*) FILTER (WHERE NOT d.bad) <
-       (SELECT count(*) FROM cron_builds cb WHERE cb.cron_id = d.cron_id) LIMIT 20""")
+SELECT a.cron_id, coalesce(e.n, 0), a.n FROM
+  (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id) a
+  LEFT JOIN (SELECT cron_id, count(*) FILTER (WHERE NOT bad) AS n FROM chaos_due
+             GROUP BY cron_id) e USING (cron_id)
+WHERE a.n > coalesce(e.n, 0) LIMIT 20""")
             v.append(f"DUPLICATE: {out['duplicates']} extra build(s); (cron, due, builds): {dup}")
         if unknown:
             v.append(f"{unknown} cron(s) the harness did not record")
 
         # Every build is a cron build, exactly once, whole, and scheduled no earlier than due.
         out["builds"] = int(scalar("SELECT count(*) FROM builds"))
-        n = int(scalar("SELECT count(*) FROM builds b WHERE (SELECT count(*) FROM cron_builds cb "
-                       "WHERE cb.build_id = b.id) <> 1"))
+        n = int(scalar("SELECT count(*) FROM builds b LEFT JOIN (SELECT build_id, count(*) AS n "
+                       "FROM cron_builds GROUP BY build_id) cb ON cb.build_id = b.id "
+                       "WHERE coalesce(cb.n, 0) <> 1"))
         if n:
             v.append(f"{n} build(s) not linked to exactly one cron")
         half = psql("""
+WITH t AS (SELECT build_id, count(*) AS n FROM build_triggers WHERE type = 'schedule'
+           GROUP BY build_id),
+g AS (SELECT build_id, count(*) AS n FROM build_tags GROUP BY build_id),
+d AS (SELECT build_id, count(*) AS n FROM build_drivers GROUP BY build_id),
+s AS (SELECT build_id, count(*) AS n FROM build_stages GROUP BY build_id),
+j AS (SELECT build_id, count(*) AS n FROM build_jobs GROUP BY build_id)
 SELECT b.id FROM builds b
-WHERE b.status <> 'queued'
-   OR (SELECT count(*) FROM build_triggers t WHERE t.build_id = b.id AND t.type = 'schedule') <> 1
-   OR (SELECT count(*) FROM build_tags t WHERE t.build_id = b.id) <> 1
-   OR (SELECT count(*) FROM build_drivers t WHERE t.build_id = b.id) <> 1
-   OR (SELECT count(*) FROM build_stages t WHERE t.build_id = b.id) <> 2
-   OR (SELECT count(*) FROM build_jobs t WHERE t.build_id = b.id) <> 2
+LEFT JOIN t ON t.build_id = b.id LEFT JOIN g ON g.build_id = b.id
+LEFT JOIN d ON d.build_id = b.id LEFT JOIN s ON s.build_id = b.id
+LEFT JOIN j ON j.build_id = b.id
+WHERE b.status <> 'queued' OR coalesce(t.n, 0) <> 1 OR coalesce(g.n, 0) <> 1
+   OR coalesce(d.n, 0) <> 1 OR coalesce(s.n, 0) <> 2 OR coalesce(j.n, 0) <> 2
 LIMIT 20""")
         out["half_written"] = len(half)
         if half:
@@ -1060,6 +1077,9 @@ def main():
         out = chaos.check(workload)
     except HarnessError as e:
         log(f"HARNESS ERROR: {e}")
+        code = 2
+    except Exception as e:  # pylint: disable=broad-except
+        log(f"HARNESS ERROR: {type(e).__name__}: {e}")
         code = 2
     finally:
         workload.stop_flag.set()
