@@ -1,5 +1,7 @@
 #include "common/go_json.hpp"
 
+#include "common/utf8.hpp"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -16,37 +18,6 @@ void append_u(std::string& out, unsigned code) {
     out += kHex[code & 0xF];
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is invalid (Go's utf8.DecodeRune
-// rules: shortest form only, no surrogates, at most U+10FFFF).
-std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) {
-    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned char c = b(i);
-    std::size_t n = 0;
-    std::uint32_t min = 0;
-    if (c < 0x80) {
-        cp = c;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        n = 2, cp = c & 0x1Fu, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3, cp = c & 0x0Fu, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size())
-        return 0;
-    for (std::size_t k = 1; k < n; ++k) {
-        if ((b(i + k) & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (b(i + k) & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 }  // namespace
 
 std::string go_json_string(std::string_view s) {
@@ -55,8 +26,8 @@ std::string go_json_string(std::string_view s) {
     out += '"';
     std::size_t i = 0;
     while (i < s.size()) {
-        std::uint32_t cp = 0;
-        std::size_t n = utf8_sequence(s, i, cp);
+        char32_t cp = 0;
+        std::size_t n = utf8_decode(s, i, cp);
         if (n == 0) {
             out += "\\ufffd";
             ++i;

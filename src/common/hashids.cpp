@@ -1,5 +1,7 @@
 #include "common/hashids.hpp"
 
+#include "common/utf8.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string_view>
@@ -19,35 +21,9 @@ std::u32string decode_utf8(std::string_view s) {
     out.reserve(s.size());
     std::size_t i = 0;
     while (i < s.size()) {
-        const auto b0 = static_cast<unsigned char>(s[i]);
-        std::size_t len = 0;
         char32_t cp = 0;
-        if (b0 < 0x80) {
-            len = 1;
-            cp = b0;
-        } else if (b0 >= 0xC2 && b0 <= 0xDF) {
-            len = 2;
-            cp = b0 & 0x1Fu;
-        } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-            len = 3;
-            cp = b0 & 0x0Fu;
-        } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-            len = 4;
-            cp = b0 & 0x07u;
-        }
-        bool ok = len != 0 && i + len <= s.size();
-        for (std::size_t k = 1; ok && k < len; ++k) {
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            ok = (b & 0xC0u) == 0x80u;
-            cp = (cp << 6) | (b & 0x3Fu);
-        }
-        if (ok && len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) {
-            ok = false;
-        }
-        if (ok && len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) {
-            ok = false;
-        }
-        if (ok) {
+        const std::size_t len = utf8_decode(s, i, cp);
+        if (len != 0) {
             out.push_back(cp);
             i += len;
         } else {

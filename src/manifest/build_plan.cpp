@@ -1,5 +1,7 @@
 #include "manifest/build_plan.hpp"
 
+#include "common/utf8.hpp"
+
 #include <algorithm>
 #include <array>
 #include <map>
@@ -15,40 +17,6 @@ constexpr std::array<std::string_view, 4> kKnownDrivers = {"ssh", "qemu", "docke
 
 bool is_known_driver(std::string_view type) {
     return std::find(kKnownDrivers.begin(), kKnownDrivers.end(), type) != kKnownDrivers.end();
-}
-
-// Length of a valid UTF-8 sequence at s[i], or 0 when the bytes there are not valid UTF-8
-// (Go's utf8.DecodeRuneInString then yields RuneError of width 1).
-std::size_t utf8_length(std::string_view s, std::size_t i, char32_t& cp) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        len = 2;
-        cp = b0 & 0x1Fu;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        len = 3;
-        cp = b0 & 0x0Fu;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        len = 4;
-        cp = b0 & 0x07u;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) {
-        return 0;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0u) != 0x80u) {
-            return 0;
-        }
-        cp = (cp << 6) | (b & 0x3Fu);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
-        return 0;
-    }
-    return len;
 }
 
 Skip skip(SkipKind kind, std::string reason) {
@@ -88,7 +56,7 @@ std::string slug(std::string_view s) {
         std::size_t width = 1;
         if (c >= 0x80) {
             char32_t cp = 0;
-            width = std::max<std::size_t>(utf8_length(s, i, cp), 1);
+            width = std::max<std::size_t>(utf8_decode(s, i, cp), 1);
         }
         if (keep) {
             out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));

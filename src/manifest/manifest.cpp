@@ -1,5 +1,7 @@
 #include "manifest/manifest.hpp"
 
+#include "common/utf8.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -147,30 +149,9 @@ void check_text(std::string_view text) {
     std::size_t column = 1;
     std::size_t i = 0;
     while (i < text.size()) {
-        const auto b0 = static_cast<unsigned char>(text[i]);
-        std::size_t len = 0;
         char32_t cp = 0;
-        if (b0 < 0x80) {
-            len = 1;
-            cp = b0;
-        } else if (b0 >= 0xC2 && b0 <= 0xDF) {
-            len = 2;
-            cp = b0 & 0x1Fu;
-        } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-            len = 3;
-            cp = b0 & 0x0Fu;
-        } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-            len = 4;
-            cp = b0 & 0x07u;
-        }
-        bool ok = len != 0 && i + len <= text.size();
-        for (std::size_t k = 1; ok && k < len; ++k) {
-            const auto b = static_cast<unsigned char>(text[i + k]);
-            ok = (b & 0xC0u) == 0x80u;
-            cp = (cp << 6) | (b & 0x3Fu);
-        }
-        ok = ok && !(len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) &&
-             !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF));
+        const std::size_t len = utf8_decode(text, i, cp);
+        const bool ok = len != 0;
         const auto at = [&] {
             return "line " + std::to_string(line) + ", column " + std::to_string(column) + ": ";
         };
