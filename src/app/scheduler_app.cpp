@@ -157,16 +157,22 @@ bool SchedulerApp::wait_for(std::chrono::milliseconds d) {
     return !stop_.load();
 }
 
+bool SchedulerApp::open_pidfile(std::unique_ptr<Pidfile>& out) {
+    if (config_.pidfile.empty())
+        return true;
+    auto p = Pidfile::create(config_.pidfile);
+    if (auto* err = std::get_if<std::string>(&p)) {
+        log_->error("{}", *err);
+        return false;
+    }
+    out = std::move(std::get<std::unique_ptr<Pidfile>>(p));
+    return true;
+}
+
 int SchedulerApp::run_once(bool dry_run) {
     std::unique_ptr<Pidfile> pidfile;
-    if (!config_.pidfile.empty()) {
-        auto p = Pidfile::create(config_.pidfile);
-        if (auto* err = std::get_if<std::string>(&p)) {
-            log_->error("{}", *err);
-            return 1;
-        }
-        pidfile = std::move(std::get<std::unique_ptr<Pidfile>>(p));
-    }
+    if (!open_pidfile(pidfile))
+        return 1;
     auto opened = store::PgConnection::open(config_.database, session_options(config_));
     if (auto* e = std::get_if<store::PgError>(&opened)) {
         log_->error("cannot connect to PostgreSQL {}: {}", store::describe(config_.database),
@@ -207,14 +213,8 @@ int SchedulerApp::run_once(bool dry_run) {
 
 int SchedulerApp::run() {
     std::unique_ptr<Pidfile> pidfile;
-    if (!config_.pidfile.empty()) {
-        auto p = Pidfile::create(config_.pidfile);
-        if (auto* err = std::get_if<std::string>(&p)) {
-            log_->error("{}", *err);
-            return 1;
-        }
-        pidfile = std::move(std::get<std::unique_ptr<Pidfile>>(p));
-    }
+    if (!open_pidfile(pidfile))
+        return 1;
 
     std::unique_ptr<http::HttpServer> server;
     if (!config_.http.addr.empty()) {

@@ -30,6 +30,8 @@ class Metrics;
 
 namespace djinn::app {
 
+class Pidfile;
+
 class SchedulerApp {
   public:
     SchedulerApp(config::Config config, std::shared_ptr<spdlog::logger> log, const Clock& clock);
@@ -49,6 +51,8 @@ class SchedulerApp {
 
   private:
     void beat();
+    // The `pidfile` directive: false (logged) when it cannot be written.
+    bool open_pidfile(std::unique_ptr<Pidfile>& out);
     bool wait_for(std::chrono::milliseconds d);  // false when stop was requested
 
     config::Config config_;

@@ -604,7 +604,7 @@ void Decoder::cross_field(const Config& config) {
         !invalid_.count("leader.retry_interval") && !invalid_.count("leader.lock_timeout")) {
         auto at = seen_.count("leader.retry_interval") ? seen_["leader.retry_interval"]
                   : seen_.count("leader.lock_timeout") ? seen_["leader.lock_timeout"]
-                                                         : root_pos_;
+                                                       : root_pos_;
         error(at, "leader.retry_interval",
               "must be shorter than leader.lock_timeout (" +
                   std::to_string(config.leader.lock_timeout.count()) + " ms)");

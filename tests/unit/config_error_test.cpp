@@ -240,8 +240,8 @@ TEST(ConfigErrorTest, LeaderTimingRules) {
                   "e.conf:1:10: leader.retry_interval: must be shorter than leader.lock_timeout "
                   "(500 ms)",
                   "e.conf:1:10: leader.lock_timeout: must be at least 1s"}));
-    EXPECT_TRUE(load_djinn("leader { retry_interval 1s\n lock_timeout 4s }", "ok.conf")
-                    .errors.empty());
+    EXPECT_TRUE(
+        load_djinn("leader { retry_interval 1s\n lock_timeout 4s }", "ok.conf").errors.empty());
 }
 
 }  // namespace

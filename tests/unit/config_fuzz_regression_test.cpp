@@ -49,8 +49,7 @@ TEST(ConfigFuzzRegression, StrayClosingBraceAtTopLevelIsOneError) {
     ASSERT_FALSE(r.config.has_value());
     // The stray '}', the '}' after a value, and the key set twice: parsing went on after each.
     EXPECT_EQ(r.errors.size(), 3u) << all_errors(r);
-    EXPECT_EQ(r.errors.at(0).to_string(), "s.conf:2:1: expected a name, got '}'")
-        << all_errors(r);
+    EXPECT_EQ(r.errors.at(0).to_string(), "s.conf:2:1: expected a name, got '}'") << all_errors(r);
 }
 
 TEST(ConfigFuzzRegression, FuzzerInputWithStrayBracesTerminates) {
