@@ -23,65 +23,44 @@ LeaderLock::PgLockId LeaderLock::pg_lock_id(std::int64_t key) {
                     static_cast<std::uint32_t>(bits & 0xffffffffU), 1};
 }
 
-LeaderLock::AcquireResult LeaderLock::try_acquire(store::PgConnection& session) {
+std::optional<bool> LeaderLock::ask(store::PgConnection& session, const std::string& sql) {
     const PgLockId id = pg_lock_id(key_);
-    bool held = false;
-    // CASE evaluates lazily, and pg_try_advisory_lock is volatile: it runs only when this
-    // session does not hold the lock yet.
-    const std::string sql = std::string("SELECT CASE WHEN ") + kHeldBySession +
-                            " THEN true ELSE pg_catalog.pg_try_advisory_lock($1) END";
+    bool answer = false;
     auto result = session.run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto rows = tx.exec_params(sql, key_, static_cast<std::int64_t>(id.classid),
                                    static_cast<std::int64_t>(id.objid));
-        held = rows.at(0).at(0).as<bool>();
+        answer = rows.at(0).at(0).as<bool>();
     });
     if (auto* e = std::get_if<store::PgError>(&result)) {
         last_error_ = *e;
-        return AcquireResult::error;
+        return std::nullopt;
     }
     last_error_.reset();
-    return held ? AcquireResult::acquired : AcquireResult::held_by_other;
+    return answer;
+}
+
+LeaderLock::AcquireResult LeaderLock::try_acquire(store::PgConnection& session) {
+    // CASE evaluates lazily, and pg_try_advisory_lock is volatile: it runs only when this
+    // session does not hold the lock yet.
+    auto held = ask(session, std::string("SELECT CASE WHEN ") + kHeldBySession +
+                                 " THEN true ELSE pg_catalog.pg_try_advisory_lock($1) END");
+    if (!held)
+        return AcquireResult::error;
+    return *held ? AcquireResult::acquired : AcquireResult::held_by_other;
 }
 
 bool LeaderLock::verify(store::PgConnection& session) {
-    const PgLockId id = pg_lock_id(key_);
-    bool held = false;
-    const std::string sql = std::string("SELECT ") + kHeldBySession + ", $1::bigint";
-    auto result = session.run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto rows = tx.exec_params(sql, key_, static_cast<std::int64_t>(id.classid),
-                                   static_cast<std::int64_t>(id.objid));
-        held = rows.at(0).at(0).as<bool>();
-    });
-    if (auto* e = std::get_if<store::PgError>(&result)) {
-        last_error_ = *e;
-        return false;
-    }
-    last_error_.reset();
-    return held;
+    return ask(session, std::string("SELECT ") + kHeldBySession + ", $1::bigint").value_or(false);
 }
 
 bool LeaderLock::release(store::PgConnection& session) {
     if (session.broken())
         return false;
-    const PgLockId id = pg_lock_id(key_);
-    bool released = false;
-    auto result = session.run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        // pg_advisory_unlock warns (and returns false) when the lock is not held: ask first.
-        auto rows = tx.exec_params(std::string("SELECT CASE WHEN ") + kHeldBySession +
-                                       " THEN pg_catalog.pg_advisory_unlock($1) ELSE false END",
-                                   key_, static_cast<std::int64_t>(id.classid),
-                                   static_cast<std::int64_t>(id.objid));
-        released = rows.at(0).at(0).as<bool>();
-    });
-    if (auto* e = std::get_if<store::PgError>(&result)) {
-        last_error_ = *e;
-        return false;
-    }
-    last_error_.reset();
-    return released;
+    // pg_advisory_unlock warns (and returns false) when the lock is not held: ask first.
+    return ask(session, std::string("SELECT CASE WHEN ") + kHeldBySession +
+                            " THEN pg_catalog.pg_advisory_unlock($1) ELSE false END")
+        .value_or(false);
 }
 
 }  // namespace djinn::leader

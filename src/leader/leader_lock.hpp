@@ -36,6 +36,7 @@
 // and last_error() describes the latest one.
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "store/pg_connection.hpp"
 
@@ -78,6 +79,10 @@ class LeaderLock {
     const std::optional<store::PgError>& last_error() const { return last_error_; }
 
   private:
+    // Runs a one-row boolean query with $1 = key, $2/$3 = its pg_locks classid/objid; nullopt
+    // (and last_error()) on failure.
+    std::optional<bool> ask(store::PgConnection& session, const std::string& sql);
+
     std::int64_t key_;
     std::optional<store::PgError> last_error_;
 };
