@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+#include <optional>
 #include <thread>
 
 #include "schedule/schedule.hpp"
@@ -25,14 +27,13 @@ Dispatcher::Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
       clock_(clock),
       options_(options) {}
 
-bool Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& report,
-                         std::vector<queue::JobOutcome>* outcomes) {
+Dispatcher::Enqueued Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs) {
+    Enqueued out;
     std::vector<queue::QueueJob> pending = jobs;
     std::vector<std::size_t> index(jobs.size());
     for (std::size_t i = 0; i < index.size(); ++i)
         index[i] = i;
-    if (outcomes)
-        outcomes->assign(jobs.size(), queue::JobOutcome::failed);
+    out.outcomes.assign(jobs.size(), queue::JobOutcome::failed);
     for (int attempt = 1; !pending.empty(); ++attempt) {
         auto result = queue_.enqueue(pending);
         std::vector<queue::QueueJob> again;
@@ -44,20 +45,20 @@ bool Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& r
                 again_index.push_back(index[i]);
                 continue;
             }
-            if (outcomes)
-                (*outcomes)[index[i]] = o;
+            out.outcomes[index[i]] = o;
             if (o == queue::JobOutcome::enqueued)
-                ++report.enqueued;
+                ++out.enqueued;
         }
         if (again.empty())
-            return true;
+            break;
         if (attempt >= options_.enqueue_attempts) {
             log_->error(
                 "enqueue failed for {} build(s) after {} attempts: {}; they stay committed "
                 "and are enqueued by a later pass",
                 again.size(), attempt, result.error);
             events_.error("enqueue");
-            return false;
+            out.all = false;
+            break;
         }
         events_.enqueue_retry();
         log_->warn("enqueue failed for {} build(s), retrying: {}", again.size(), result.error);
@@ -65,7 +66,8 @@ bool Dispatcher::enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& r
         pending = std::move(again);
         index = std::move(again_index);
     }
-    return true;
+    out.at = clock_.now();
+    return out;
 }
 
 bool Dispatcher::recover(store::PgConnection& conn, PassReport& report) {
@@ -95,14 +97,14 @@ bool Dispatcher::recover(store::PgConnection& conn, PassReport& report) {
             jobs.push_back({b.build_id, b.queue_driver});
         after = builds.back().build_id;
         offered += jobs.size();
-        std::vector<queue::JobOutcome> outcomes;
-        std::size_t before = report.enqueued;
-        if (!enqueue(jobs, report, &outcomes)) {
+        Enqueued e = enqueue(jobs);
+        report.enqueued += e.enqueued;
+        recovered += e.enqueued;
+        if (!e.all) {
             report.ok = false;
             report.error = "recovery: Redis unavailable";
             return false;
         }
-        recovered += report.enqueued - before;
         if (static_cast<std::int64_t>(builds.size()) < kChunk)
             break;
     }
@@ -130,10 +132,47 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
     if (recovery_needed_ && !options_.dry_run && !recover(conn, report))
         return finish();
 
+    // A committed batch is enqueued on its own thread while the next batch is taken and written:
+    // Redis's time hides behind PostgreSQL's. At most one batch is in flight; it is waited for
+    // before the next one starts enqueueing and before the pass ends (a stop too). If its enqueue
+    // fails, the batch committed meanwhile is not enqueued either: both are re-offered by the
+    // next pass's recovery, like any committed build without a job.
+    struct InFlight {
+        store::BatchOutcome batch;
+        std::future<Enqueued> result;
+    };
+    std::optional<InFlight> flight;
+    auto land = [&]() -> bool {
+        if (!flight)
+            return true;
+        InFlight f = std::move(*flight);
+        flight.reset();
+        Enqueued e = f.result.get();
+        report.enqueued += e.enqueued;
+        for (std::size_t i = 0; i < f.batch.builds.size(); ++i) {
+            const auto& b = f.batch.builds[i];
+            if (e.outcomes.at(i) == queue::JobOutcome::failed)
+                continue;
+            events_.dispatched(b.queue_driver, seconds_between(b.scheduled, e.at));
+            log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
+                        b.build_number, b.user_id, b.queue_driver);
+        }
+        log_->info("batch: {} cron(s) taken, {} build(s) committed, {} skipped", f.batch.taken,
+                   f.batch.builds.size(), f.batch.skipped.size());
+        if (e.all)
+            return true;
+        // Committed builds stay safe in PostgreSQL; stop making more until Redis is back.
+        recovery_needed_ = true;
+        report.ok = false;
+        report.error = "enqueue failed; committed builds will be enqueued by a later pass";
+        return false;
+    };
+
     std::vector<std::int64_t> exclude;  // crons that stay due: not taken again in this pass
     while (!stop.load()) {
         auto r = store_.dispatch_batch(conn, options_.batch_size, exclude, options_.dry_run);
         if (auto* e = std::get_if<store::PgError>(&r)) {
+            land();
             report.ok = false;
             report.error = e->message;
             events_.error(e->kind == store::PgErrorKind::connection ? "database_connection"
@@ -175,32 +214,19 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
             continue;
         }
         report.dispatched += batch.builds.size();
+        if (!land())
+            return finish();
 
         std::vector<queue::QueueJob> jobs;
         jobs.reserve(batch.builds.size());
         for (const auto& b : batch.builds)
             jobs.push_back({b.build_id, b.queue_driver});
-        std::vector<queue::JobOutcome> outcomes;
-        bool all = enqueue(jobs, report, &outcomes);
-        const TimePoint enqueued_at = clock_.now();
-        for (std::size_t i = 0; i < batch.builds.size(); ++i) {
-            const auto& b = batch.builds[i];
-            if (outcomes[i] == queue::JobOutcome::failed)
-                continue;
-            events_.dispatched(b.queue_driver, seconds_between(b.scheduled, enqueued_at));
-            log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
-                        b.build_number, b.user_id, b.queue_driver);
-        }
-        log_->info("batch: {} cron(s) taken, {} build(s) committed, {} skipped", batch.taken,
-                   batch.builds.size(), batch.skipped.size());
-        if (!all) {
-            // Committed builds stay safe in PostgreSQL; stop making more until Redis is back.
-            recovery_needed_ = true;
-            report.ok = false;
-            report.error = "enqueue failed; committed builds will be enqueued by a later pass";
-            return finish();
-        }
+        flight.emplace(InFlight{std::move(batch), {}});
+        flight->result = std::async(std::launch::async,
+                                    [this, jobs = std::move(jobs)]() { return enqueue(jobs); });
     }
+    if (!land())
+        return finish();
     report.stopped = stop.load();
     return finish();
 }

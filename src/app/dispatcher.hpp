@@ -7,6 +7,9 @@
 // pass after a start or a new leadership) re-offers the queued cron builds of the recovery window
 // to the queue, whose per-build marker makes that idempotent: each build is enqueued exactly once.
 //
+// Pipelining: a batch's jobs are enqueued on a helper thread while the next batch is written
+// (at most one in flight; run_pass waits for it before returning).
+//
 // Thread safety: not thread-safe; owned by the scheduler thread.
 #include <atomic>
 #include <chrono>
@@ -61,9 +64,17 @@ class Dispatcher {
     bool recovery_needed() const { return recovery_needed_; }
 
   private:
+    struct Enqueued {
+        bool all = true;  // false: some jobs failed every attempt
+        std::size_t enqueued = 0;
+        std::vector<queue::JobOutcome> outcomes;  // per job
+        TimePoint at;                             // when the last attempt ended
+    };
+
     bool recover(store::PgConnection& conn, PassReport& report);
-    bool enqueue(const std::vector<queue::QueueJob>& jobs, PassReport& report,
-                 std::vector<queue::JobOutcome>* outcomes);
+    // Enqueues with retries; called from the pass's thread or its enqueue thread (one at a time:
+    // BuildQueue is not thread-safe; events and log are).
+    Enqueued enqueue(const std::vector<queue::QueueJob>& jobs);
 
     store::DispatchStore& store_;
     queue::BuildQueue& queue_;

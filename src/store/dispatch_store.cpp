@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <future>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -47,6 +48,8 @@ DECLARE djinn_scheduler_due NO SCROLL CURSOR WITH HOLD FOR
 SELECT id FROM cron WHERE next_run <= now()::timestamp ORDER BY next_run, id)sql";
 constexpr const char* kAnyDueSql =
     "SELECT EXISTS (SELECT 1 FROM cron WHERE next_run <= now()::timestamp)";
+// The manifests of the next batch, read without a lock: only a hint for parsing ahead.
+constexpr const char* kManifestsSql = "SELECT id, manifest FROM cron WHERE id = ANY($1::int[])";
 constexpr const char* kDueByIdSql = R"sql(
 SELECT c.id, c.user_id, c.namespace_id, c.name, c.schedule::text, c.manifest, c.next_run::text,
        u.id IS NULL, u.deleted_at IS NOT NULL, u.email, u.username, now()::timestamp::text
@@ -70,11 +73,14 @@ SELECT pg_sequence_last_value('public.builds_id_seq'::regclass),
                WHERE locktype = 'relation' AND relation = 'public.builds'::regclass
                  AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()))sql";
 
+// The manifest is copied from the cron row, which this transaction holds locked since it read
+// it: the same text, without sending it back (up to megabytes per batch).
 constexpr const char* kInsertBuilds = R"sql(
 INSERT INTO builds (id, user_id, namespace_id, number, manifest, status, secret, created_at)
-SELECT t.id, t.user_id, t.namespace_id, t.number, t.manifest, 'queued', t.secret, t.created_at
-FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::timestamp[])
-  AS t(id, user_id, namespace_id, number, manifest, secret, created_at))sql";
+SELECT t.id, t.user_id, t.namespace_id, t.number, c.manifest, 'queued', t.secret, t.created_at
+FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::text[], $7::timestamp[])
+  AS t(id, user_id, namespace_id, number, cron_id, secret, created_at)
+JOIN cron c ON c.id = t.cron_id)sql";
 
 constexpr const char* kInsertTriggers = R"sql(
 INSERT INTO build_triggers (build_id, type, comment, data)
@@ -97,16 +103,18 @@ FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, type, config))sql"
 // equi-joins (hashable) instead of one OR join.
 constexpr const char* kInsertVariables = R"sql(
 INSERT INTO build_variables (build_id, variable_id, key, value, masked)
-SELECT b.build_id, v.id, v.key, v.value, v.masked FROM (
-  SELECT t.ord, t.build_id, v.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+SELECT b.build_id, b.id, b.key, b.value, b.masked FROM (
+  SELECT t.ord, t.build_id, v.id, v.key, v.value, v.masked
+  FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
     AS t(build_id, user_id, namespace_id, ord)
   JOIN variables v ON v.user_id = t.user_id AND v.namespace_id IS NULL
   UNION ALL
-  SELECT t.ord, t.build_id, v.id FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
+  SELECT t.ord, t.build_id, v.id, v.key, v.value, v.masked
+  FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY
     AS t(build_id, user_id, namespace_id, ord)
   JOIN variables v ON v.namespace_id = t.namespace_id
-) b JOIN variables v ON v.id = b.id
-ORDER BY b.ord, v.id)sql";
+) b
+ORDER BY b.ord, b.id)sql";
 
 constexpr const char* kInsertEnv = R"sql(
 INSERT INTO build_variables (build_id, variable_id, key, value, masked)
@@ -301,12 +309,16 @@ thread_local NumberCache t_numbers;
 
 // Where this thread's session is in the due cursor (kDeclareDueCursor). One slot per thread,
 // keyed like NumberCache; a session that changed has lost its cursor.
+// The cursor is read one batch ahead: `ahead` holds the ids of the next batch, whose manifests
+// are parsed while this one is written. closed: the cursor was read to its end (and closed);
+// once `ahead` is empty too, the pass goes on with kDueSql until nothing is due.
 struct DueCursor {
-    enum class State { none, open, drained };
+    enum class State { none, open, closed };
     const void* store = nullptr;
     const void* connection = nullptr;
     int backend = 0;
     State state = State::none;
+    std::vector<int64_t> ahead;
 };
 
 thread_local DueCursor t_due;
@@ -318,9 +330,9 @@ struct Planned {
     std::string skip_reason;
 };
 
-Planned plan_one(const DueCron& c, const std::set<std::string>& drivers) {
+Planned plan_one(const std::string& text, const std::set<std::string>& drivers) {
     Planned p;
-    auto parsed = manifest::parse(c.manifest);
+    auto parsed = manifest::parse(text);
     if (auto* err = std::get_if<manifest::ParseError>(&parsed)) {
         p.skip_kind = "bad_manifest";
         p.skip_reason = "manifest does not parse: " + err->reason;
@@ -336,14 +348,19 @@ Planned plan_one(const DueCron& c, const std::set<std::string>& drivers) {
     return p;
 }
 
-// Parses and plans the manifests of a batch on up to 4 threads (one per core): YAML decoding is
-// most of the scheduler's own CPU time (callgrind: ~90%), and PostgreSQL waits for it. Pure
-// functions of the cron rows; crons of missing or deleted owners are not parsed. An exception
-// in a worker is rethrown here.
-std::vector<Planned> plan_all(const std::vector<DueCron>& crons,
-                              const std::set<std::string>& drivers) {
-    std::vector<Planned> out(crons.size());
+// Cores to parse on (at most 4).
+std::size_t parse_cores() {
+    return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
+}
+
+// Parses and plans manifests[i] into out[i] on up to `threads` threads (nullptr: not needed, left
+// as it is). YAML decoding is most of the scheduler's own CPU time (callgrind: ~90%). Pure
+// functions of the manifest text; an exception in a worker is rethrown here.
+void plan_all(const std::vector<const std::string*>& manifests, std::vector<Planned>& out,
+              const std::set<std::string>& drivers, std::size_t threads) {
     constexpr std::size_t kChunk = 32;
+    if (manifests.empty())
+        return;
     std::atomic<std::size_t> next{0};
     std::vector<std::exception_ptr> errors;
     std::mutex errors_mu;
@@ -351,13 +368,12 @@ std::vector<Planned> plan_all(const std::vector<DueCron>& crons,
         try {
             for (;;) {
                 const std::size_t begin = next.fetch_add(kChunk);
-                if (begin >= crons.size())
+                if (begin >= manifests.size())
                     return;
-                const std::size_t end = std::min(begin + kChunk, crons.size());
+                const std::size_t end = std::min(begin + kChunk, manifests.size());
                 for (std::size_t i = begin; i < end; ++i) {
-                    if (crons[i].owner_missing || crons[i].owner_deleted)
-                        continue;
-                    out[i] = plan_one(crons[i], drivers);
+                    if (manifests[i] != nullptr)
+                        out[i] = plan_one(*manifests[i], drivers);
                 }
             }
         } catch (...) {
@@ -365,8 +381,7 @@ std::vector<Planned> plan_all(const std::vector<DueCron>& crons,
             errors.push_back(std::current_exception());
         }
     };
-    const std::size_t cores = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
-    const std::size_t threads = std::min(cores, (crons.size() + kChunk - 1) / kChunk);
+    threads = std::clamp<std::size_t>(threads, 1, (manifests.size() + kChunk - 1) / kChunk);
     std::vector<std::thread> pool;
     for (std::size_t t = 1; t < threads; ++t)
         pool.emplace_back(worker);
@@ -375,8 +390,14 @@ std::vector<Planned> plan_all(const std::vector<DueCron>& crons,
         th.join();
     if (!errors.empty())
         std::rethrow_exception(errors.front());
-    return out;
 }
+
+// A cron of the next batch with its manifest as read ahead (see DispatchStore::Lookahead).
+struct Ahead {
+    int64_t id = 0;
+    std::string manifest;
+    Planned planned;
+};
 
 std::string random_secret() {
     unsigned char buf[16];
@@ -480,7 +501,7 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
         t_numbers.staged_last_id = build_ids[i];
     }
 
-    PgArray b_id, b_user, b_ns, b_number, b_manifest, b_secret, b_created;
+    PgArray b_id, b_user, b_ns, b_number, b_cron, b_secret, b_created;
     PgArray t_build, t_comment, t_data;
     PgArray g_user, g_build, g_name;
     PgArray cb_cron, cb_build;
@@ -501,7 +522,7 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
         b_user.add(c.user_id);
         b_ns.add(c.namespace_id);
         b_number.add(w.number);
-        b_manifest.add_text(c.manifest);
+        b_cron.add(c.id);
         b_secret.add_text(random_secret());
         b_created.add_text(ts(w.created));
 
@@ -572,8 +593,14 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
         }
     }
 
-    exec_prepared(tx, "djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(),
-                  b_number.str(), b_manifest.str(), b_secret.str(), b_created.str());
+    auto written =
+        exec_prepared(tx, "djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(),
+                      b_ns.str(), b_number.str(), b_cron.str(), b_secret.str(), b_created.str());
+    if (written.affected_rows() != items.size()) {
+        // The crons are locked FOR UPDATE by this transaction: none can have gone.
+        throw std::logic_error("builds insert wrote " + std::to_string(written.affected_rows()) +
+                               " rows, expected " + std::to_string(items.size()));
+    }
     exec_prepared(tx, "djinn_insert_triggers", kInsertTriggers, t_build.str(), t_comment.str(),
                   t_data.str());
     exec_prepared(tx, "djinn_insert_tags", kInsertTags, g_user.str(), g_build.str(), g_name.str());
@@ -601,14 +628,15 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
 }
 
 // Locks the next due crons of the pass (see kDeclareDueCursor). `taken`: the cursor ids this
-// batch took, reused as they are when `from_cursor` (the redo of a batch).
+// batch took, reused as they are when `from_cursor` (the redo of a batch). `upcoming`: the crons
+// of the next batch with their manifests as they are now, to be parsed ahead.
 pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_run,
                       std::int64_t limit, const std::string& exclude, bool& from_cursor,
-                      std::vector<std::int64_t>& taken) {
+                      std::vector<std::int64_t>& taken, std::vector<Ahead>& upcoming) {
     DueCursor& cur = t_due;
     if (cur.store != store || cur.connection != &tx.conn() ||
         cur.backend != tx.conn().backendpid()) {
-        cur = DueCursor{store, &tx.conn(), tx.conn().backendpid(), DueCursor::State::none};
+        cur = DueCursor{store, &tx.conn(), tx.conn().backendpid(), DueCursor::State::none, {}};
     }
     auto by_ids = [&](const std::vector<int64_t>& ids) {
         PgArray arr;
@@ -616,22 +644,32 @@ pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_ru
             arr.add(id);
         return exec_prepared(tx, "djinn_due_by_id", kDueByIdSql, limit, exclude, arr.str());
     };
-    if (from_cursor)
-        return by_ids(taken);  // the redo of a batch
-    // Dry runs roll every batch back, and the cursor with them: they scan per batch.
-    if (dry_run || cur.state == DueCursor::State::drained) {
+    auto by_query = [&]() {
         auto rows = exec_prepared(tx, "djinn_due", kDueSql, limit, exclude);
         if (rows.empty())
             cur.state = DueCursor::State::none;  // the pass is over
         return rows;
-    }
-    bool declared = false;
+    };
+    if (from_cursor)
+        return by_ids(taken);  // the redo of a batch
+    // Dry runs roll every batch back, and the cursor with them: they scan per batch.
+    if (dry_run || (cur.state == DueCursor::State::closed && cur.ahead.empty()))
+        return by_query();
+    const std::string fetch = "FETCH FORWARD " + std::to_string(limit) + " FROM " + kDueCursorName;
+    auto fetch_ahead = [&]() {
+        cur.ahead.clear();
+        for (const auto& row : tx.exec(fetch))
+            cur.ahead.push_back(row[0].as<int64_t>());
+        if (static_cast<std::int64_t>(cur.ahead.size()) < limit) {
+            tx.exec(std::string("CLOSE ") + kDueCursorName);
+            cur.state = DueCursor::State::closed;
+        }
+    };
     if (cur.state == DueCursor::State::none) {
         // Anything due at all? A plain query may scan in parallel (a cursor never does), and
         // stops at the first due cron: the idle pass over a large table costs about half.
-        if (!exec_prepared(tx, "djinn_any_due", kAnyDueSql)[0][0].as<bool>()) {
+        if (!exec_prepared(tx, "djinn_any_due", kAnyDueSql)[0][0].as<bool>())
             return by_ids({});
-        }
         // A cursor left by a pass that ended early (an error, a stop) is stale.
         const std::string stale =
             std::string("SELECT count(*) > 0 FROM pg_cursors WHERE name = '") + kDueCursorName +
@@ -640,42 +678,78 @@ pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_ru
             tx.exec(std::string("CLOSE ") + kDueCursorName);
         tx.exec(kDeclareDueCursor);
         cur.state = DueCursor::State::open;
-        declared = true;
-    }
-    const std::string fetch = "FETCH FORWARD " + std::to_string(limit) + " FROM " + kDueCursorName;
-    for (;;) {
-        std::vector<int64_t> ids;
-        for (const auto& row : tx.exec(fetch))
-            ids.push_back(row[0].as<int64_t>());
-        if (static_cast<std::int64_t>(ids.size()) < limit) {
-            tx.exec(std::string("CLOSE ") + kDueCursorName);
-            cur.state = DueCursor::State::drained;
-        }
-        if (ids.empty() && declared) {
+        fetch_ahead();
+        if (cur.ahead.empty()) {
             // Nothing due at this transaction's now(): an idle pass costs one scan, not two.
             cur.state = DueCursor::State::none;
-            return by_ids(ids);
+            return by_ids({});
         }
-        if (ids.empty())
-            break;
-        auto rows = by_ids(ids);
-        if (!rows.empty()) {
-            from_cursor = true;
-            taken = std::move(ids);
-            return rows;
-        }
-        if (cur.state == DueCursor::State::drained)
-            break;
-        // Every one of them was taken by another scheduler or is no longer due: the next ones.
     }
-    // Drained: the crons that fell due during the pass (or that the cursor did not list).
-    auto rows = exec_prepared(tx, "djinn_due", kDueSql, limit, exclude);
-    if (rows.empty())
-        cur.state = DueCursor::State::none;
-    return rows;
+    for (;;) {
+        if (cur.ahead.empty() && cur.state == DueCursor::State::open)
+            fetch_ahead();
+        if (cur.ahead.empty())
+            break;
+        std::vector<int64_t> ids = std::move(cur.ahead);
+        cur.ahead.clear();
+        if (cur.state == DueCursor::State::open)
+            fetch_ahead();  // the next batch's ids, one batch ahead
+        auto rows = by_ids(ids);
+        if (rows.empty())
+            continue;  // all taken by another scheduler or no longer due: the next ones
+        from_cursor = true;
+        taken = std::move(ids);
+        if (!cur.ahead.empty()) {
+            PgArray arr;
+            for (int64_t id : cur.ahead)
+                arr.add(id);
+            for (const auto& row : exec_prepared(tx, "djinn_manifests", kManifestsSql, arr.str()))
+                upcoming.push_back({row[0].as<int64_t>(), row[1].as<std::string>(), {}});
+        }
+        return rows;
+    }
+    // Read to its end: the crons that fell due during the pass (or that the cursor did not list).
+    return by_query();
 }
 
 }  // namespace
+
+// The next batch's manifests, parsed on a background thread while this batch is written, so
+// that the parser's CPU time hides behind PostgreSQL's. Only a cache: a result is used for a cron
+// only if the manifest it locks is, byte for byte, the text that was parsed.
+struct DispatchStore::Lookahead {
+    std::future<std::vector<Ahead>> pending;
+
+    void start(std::vector<Ahead> items, std::set<std::string> drivers) {
+        discard();
+        pending = std::async(
+            std::launch::async, [items = std::move(items), drivers = std::move(drivers)]() mutable {
+                std::vector<const std::string*> texts;
+                texts.reserve(items.size());
+                for (const Ahead& a : items)
+                    texts.push_back(&a.manifest);
+                std::vector<Planned> planned(items.size());
+                // One core fewer than a batch's own parse: PostgreSQL is writing on one meanwhile.
+                plan_all(texts, planned, drivers, std::max<std::size_t>(parse_cores() - 1, 1));
+                for (std::size_t i = 0; i < items.size(); ++i)
+                    items[i].planned = std::move(planned[i]);
+                return std::move(items);
+            });
+    }
+    // The parsed crons (waiting for them), or nothing if none were started.
+    std::vector<Ahead> take() {
+        if (!pending.valid())
+            return {};
+        return pending.get();
+    }
+    // Forget a parse nobody will ask for (its exception too: parsing again rethrows it).
+    void discard() {
+        if (pending.valid())
+            pending.wait();
+        pending = {};
+    }
+    ~Lookahead() { discard(); }
+};
 
 struct DispatchStore::Attempt {
     pqxx::work* tx = nullptr;
@@ -690,7 +764,11 @@ struct DispatchStore::Attempt {
 
 DispatchStore::DispatchStore(std::set<std::string> drivers, std::string crypto_salt,
                              const Clock& clock)
-    : drivers_(std::move(drivers)), hasher_(std::move(crypto_salt), clock) {}
+    : drivers_(std::move(drivers)),
+      hasher_(std::move(crypto_salt), clock),
+      lookahead_(std::make_unique<Lookahead>()) {}
+
+DispatchStore::~DispatchStore() = default;
 
 std::variant<Privileges, PgError> DispatchStore::check_privileges(PgConnection& conn) const {
     Privileges p;
@@ -758,11 +836,12 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(
     } else if (!dry_run) {
         cache.drop();
     }
-    if (std::holds_alternative<PgError>(r) && t_due.state != DueCursor::State::drained) {
+    if (std::holds_alternative<PgError>(r) && t_due.state == DueCursor::State::open) {
         // The cursor may have been declared in the rolled-back transaction, or have moved: the
         // next batch starts a new one (closing a stale one first). The redo below uses the ids
         // this batch took.
         t_due.state = DueCursor::State::none;
+        t_due.ahead.clear();
     }
     if (auto* e = std::get_if<PgError>(&r)) {
         if (e->kind == PgErrorKind::connection)
@@ -789,8 +868,9 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     PgArray excl;
     for (int64_t id : *a.exclude)
         excl.add(id);
+    std::vector<Ahead> upcoming;
     pqxx::result rows =
-        take_due(tx, this, a.dry_run, a.limit, excl.str(), a.from_cursor, a.cursor_ids);
+        take_due(tx, this, a.dry_run, a.limit, excl.str(), a.from_cursor, a.cursor_ids, upcoming);
     out.taken = rows.size();
     if (rows.empty())
         return;
@@ -838,8 +918,31 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
         out.skipped.push_back({c.id, std::move(kind), std::move(reason), advanced});
     };
 
-    // Plan every cron; the ones that cannot become a build are skipped (and advanced).
-    std::vector<Planned> planned = plan_all(crons, drivers_);
+    // Plan every cron; the ones that cannot become a build are skipped (and advanced). Most were
+    // parsed ahead, while the previous batch was written; the others are parsed now.
+    std::vector<Planned> planned(crons.size());
+    {
+        std::vector<Ahead> ready = isolate ? std::vector<Ahead>{} : lookahead_->take();
+        std::unordered_map<int64_t, Ahead*> by_id;
+        for (Ahead& r : ready)
+            by_id.emplace(r.id, &r);
+        std::vector<const std::string*> todo(crons.size(), nullptr);
+        for (std::size_t i = 0; i < crons.size(); ++i) {
+            const DueCron& c = crons[i];
+            if (c.owner_missing || c.owner_deleted)
+                continue;
+            auto it = by_id.find(c.id);
+            if (it != by_id.end() && it->second->manifest == c.manifest) {
+                planned[i] = std::move(it->second->planned);
+                ++out.planned_ahead;
+            } else {
+                todo[i] = &c.manifest;
+            }
+        }
+        plan_all(todo, planned, drivers_, parse_cores());
+    }
+    if (!upcoming.empty())
+        lookahead_->start(std::move(upcoming), drivers_);
     std::vector<Work> work;
     work.reserve(crons.size());
     for (std::size_t i = 0; i < crons.size(); ++i) {

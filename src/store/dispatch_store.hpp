@@ -10,9 +10,14 @@
 // cannot be written (a missing privilege, hostile data) is skipped for this pass and stays due,
 // while every other cron is dispatched.
 //
+// The due crons of a pass are read one batch ahead: while a batch is written, the next batch's
+// manifests (read without a lock) are parsed on a background thread, and used only for crons
+// whose manifest, read again under the row lock, is the same text.
+//
 // Thread safety: not thread-safe (ArtifactHasher is, the rest is per-instance state).
 // Failure: session-level failures are returned as PgError; nothing is committed then.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,7 +65,9 @@ struct BatchOutcome {
     std::size_t taken = 0;  // due crons taken in this batch; 0 = nothing (else) is due
     std::vector<DispatchedBuild> builds;
     std::vector<SkippedCron> skipped;
-    bool isolated = false;  // the batch was redone cron by cron after a set-based failure
+    std::size_t planned_ahead = 0;  // crons whose manifest was parsed while the previous batch
+                                    // was written (the same text, read again under the lock)
+    bool isolated = false;          // the batch was redone cron by cron after a set-based failure
     std::string isolation_cause;
     TimePoint db_now;
 };
@@ -73,6 +80,9 @@ struct PendingBuild {
 class DispatchStore {
   public:
     DispatchStore(std::set<std::string> drivers, std::string crypto_salt, const Clock& clock);
+    ~DispatchStore();
+    DispatchStore(const DispatchStore&) = delete;
+    DispatchStore& operator=(const DispatchStore&) = delete;
 
     // has_table_privilege / has_sequence_privilege for everything a dispatch writes.
     std::variant<Privileges, PgError> check_privileges(PgConnection& conn) const;
@@ -99,12 +109,14 @@ class DispatchStore {
 
   private:
     struct Attempt;
+    struct Lookahead;
     void run_attempt(Attempt& a, bool isolate);
 
     std::set<std::string> drivers_;
     ArtifactHasher hasher_;
     Privileges privileges_;
     TimePoint last_build_created_{};
+    std::unique_ptr<Lookahead> lookahead_;  // last: destroyed first, waiting for its thread
 };
 
 }  // namespace djinn::store
