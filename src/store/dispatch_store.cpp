@@ -1,6 +1,8 @@
 #include "store/dispatch_store.hpp"
 
 #include <openssl/rand.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <pqxx/pqxx>
 
@@ -392,6 +394,14 @@ void plan_all(const std::vector<const std::string*>& manifests, std::vector<Plan
         std::rethrow_exception(errors.front());
 }
 
+// Lowers the calling thread's scheduling priority (Linux: nice is per thread; threads it starts
+// inherit it). Parsing ahead has a whole batch of slack; on a machine with few cores it must not
+// take the CPU from PostgreSQL's backend or from the dispatching thread, which are the critical
+// path. Best effort: failure changes nothing but speed.
+void yield_cpu_to_others() {
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+}
+
 // A cron of the next batch with its manifest as read ahead (see DispatchStore::Lookahead).
 struct Ahead {
     int64_t id = 0;
@@ -724,6 +734,7 @@ struct DispatchStore::Lookahead {
         discard();
         pending = std::async(
             std::launch::async, [items = std::move(items), drivers = std::move(drivers)]() mutable {
+                yield_cpu_to_others();
                 std::vector<const std::string*> texts;
                 texts.reserve(items.size());
                 for (const Ahead& a : items)
