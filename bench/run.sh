@@ -4,11 +4,11 @@
 #   bench/run.sh [N ...]          # default: 1000 10000 100000
 #
 # Starts its own PostgreSQL 15 and Redis (scripts/lib/services.sh), builds a Release
-# djinn-scheduler, and for each N: seeds N due crons (bench/sql/seed.sql), runs one `-once`
-# pass and measures it; resets the database, seeds again and times the CEILING
-# (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Then the idle pass: a pass
-# with BENCH_IDLE_CRONS crons none of which is due, without and with CREATE INDEX ON
-# cron (next_run). Prints one Markdown table and writes it to BENCH_OUT.
+# djinn-scheduler, and for each N, BENCH_REPEAT times: seeds N due crons (bench/sql/seed.sql),
+# runs one `-once` pass and measures it; resets the database, seeds again and times the CEILING
+# (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Medians are reported.
+# Then the idle pass: a pass with BENCH_IDLE_CRONS crons none of which is due, without and with
+# CREATE INDEX ON cron (next_run). Prints one Markdown table and writes it to BENCH_OUT.
 #
 # Environment:
 #   BENCH_BUILD_DIR     build tree (default build-bench; configured Release if missing)
@@ -16,6 +16,7 @@
 #   BENCH_IDLE_CRONS    crons in the table for the idle pass (default 1000000; 0 skips it)
 #   BENCH_BATCH_COMPARE another batch_size, run at the largest N for information
 #                       (default 5000; 0 skips it)
+#   BENCH_REPEAT        rounds of (pass, ceiling) per N, medians reported (default 3)
 #   BENCH_SKIP_BUILD=1  use the binary in BENCH_BUILD_DIR as it is
 set -euo pipefail
 
@@ -24,10 +25,12 @@ BUILD_DIR=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 OUT=${BENCH_OUT:-$ROOT/bench/results/latest.md}
 IDLE_CRONS=${BENCH_IDLE_CRONS:-1000000}
 BATCH_COMPARE=${BENCH_BATCH_COMPARE:-5000}
+REPEAT=${BENCH_REPEAT:-3}
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(1000 10000 100000); fi
 for n in "${SIZES[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: N must be a positive integer: $n" >&2; exit 2; }
 done
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be a positive integer" >&2; exit 2; }
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -147,34 +150,48 @@ row_counts() {
       UNION ALL SELECT 'artifacts', count(*) FROM build_artifacts) x"
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {m = int((NR + 1) / 2); print (NR % 2) ? v[m] : (v[m] + v[m + 1]) / 2}'; }
+maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
+minimum() { printf '%s\n' "$@" | sort -g | head -1; }
+
 ROWS=()
 EXTRA=()
 for n in "${SIZES[@]}"; do
-    log "N=$n: seeding"
-    reset_db "$n" true
-    log "N=$n: scheduler pass"
-    run_pass 1000
-    check_rows "$n"
-    counts_pass=$(row_counts)
-    s_pass=$P_PASS s_wall=$P_WALL s_rss=$P_RSS_MB s_cpu=$P_CPU s_pg=$P_PGCPU s_delay=$P_DELAY
+    # REPEAT rounds of (pass, ceiling), each on a freshly seeded database, alternating so that a
+    # slow minute of this shared machine hits both; the table shows medians.
+    A_PASS=() A_WALL=() A_RSS=() A_CPU=() A_PG=() A_DELAY=() A_CEIL=() A_CPG=() A_RATIO=()
+    for ((round = 1; round <= REPEAT; round++)); do
+        log "N=$n, round $round/$REPEAT: seeding, scheduler pass"
+        reset_db "$n" true
+        run_pass 1000
+        check_rows "$n"
+        counts_pass=$(row_counts)
 
-    log "N=$n: reset, seeding, ceiling"
-    reset_db "$n" true
-    pg0=$(pg_cpu)
-    c_time=$("${PSQL[@]}" -d "$DB" -At -v n="$n" -f "$ROOT/bench/sql/ceiling.sql" | tail -1)
-    pg1=$(pg_cpu)
-    c_pg=$(echo "$pg1 - $pg0" | bc -l)
-    counts_ceiling=$(row_counts)
-    if [ "$counts_pass" != "$counts_ceiling" ]; then
-        echo "bench/run.sh: the ceiling wrote other rows than the pass:" >&2
-        echo "  pass:    $counts_pass" >&2
-        echo "  ceiling: $counts_ceiling" >&2
-        exit 1
-    fi
+        log "N=$n, round $round/$REPEAT: seeding, ceiling"
+        reset_db "$n" true
+        pg0=$(pg_cpu)
+        c_time=$("${PSQL[@]}" -d "$DB" -At -v n="$n" -f "$ROOT/bench/sql/ceiling.sql" | tail -1)
+        pg1=$(pg_cpu)
+        counts_ceiling=$(row_counts)
+        if [ "$counts_pass" != "$counts_ceiling" ]; then
+            echo "bench/run.sh: the ceiling wrote other rows than the pass:" >&2
+            echo "  pass:    $counts_pass" >&2
+            echo "  ceiling: $counts_ceiling" >&2
+            exit 1
+        fi
+        A_PASS+=("$P_PASS") A_WALL+=("$P_WALL") A_RSS+=("$P_RSS_MB") A_CPU+=("$P_CPU")
+        A_PG+=("$P_PGCPU") A_DELAY+=("${P_DELAY:-0}") A_CEIL+=("$c_time")
+        A_CPG+=("$(echo "$pg1 - $pg0" | bc -l)")
+        A_RATIO+=("$(echo "$c_time / $P_PASS" | bc -l)")
+        log "N=$n, round $round/$REPEAT: pass $(fmt 2 "$P_PASS") s, ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "${A_RATIO[-1]}"), RSS $P_RSS_MB MB"
+    done
+    s_pass=$(median "${A_PASS[@]}")
+    c_time=$(median "${A_CEIL[@]}")
     ratio=$(echo "$c_time / $s_pass" | bc -l)
     rate=$(echo "$n / $s_pass" | bc -l)
-    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$s_wall") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $(fmt 0 "$rate") | $s_rss | $(fmt 2 "$s_cpu") / $(fmt 2 "$s_pg") | $(fmt 2 "$c_pg") | $(fmt 2 "${s_delay:-0}") |")
-    log "N=$n: pass $(fmt 2 "$s_pass") s, ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio"), RSS $s_rss MB"
+    range="$(fmt 2 "$(minimum "${A_RATIO[@]}")")-$(fmt 2 "$(maximum "${A_RATIO[@]}")")"
+    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$(median "${A_WALL[@]}")") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $range | $(fmt 0 "$rate") | $(maximum "${A_RSS[@]}") | $(fmt 2 "$(median "${A_CPU[@]}")") / $(fmt 2 "$(median "${A_PG[@]}")") | $(fmt 2 "$(median "${A_CPG[@]}")") | $(fmt 2 "$(median "${A_DELAY[@]}")") |")
+    log "N=$n: median pass $(fmt 2 "$s_pass") s, median ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio") (rounds: $range)"
     log "N=$n: rows $counts_pass"
 done
 
@@ -213,8 +230,10 @@ cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) CPU ($cpu_model), ${mem_gb} GB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg), PostgreSQL $("${PSQL[@]}" -d postgres -Atc 'SHOW server_version'), batch_size 1000."
     echo
-    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "Medians of $REPEAT rounds per N (peak RSS: the largest); ratio = median ceiling / median pass, and the range of the rounds' own ratios."
+    echo
+    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | ratio, per round | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     if [ ${#EXTRA[@]} -gt 0 ]; then
         echo
