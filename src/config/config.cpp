@@ -1,14 +1,12 @@
 #include "config/config.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "config/decoder.hpp"
 #include "config/literals.hpp"
 #include "config/parser.hpp"
+#include "config/source_file.hpp"
 #include "config/yaml_adapter.hpp"
 
 namespace djinn::config {
@@ -91,19 +89,17 @@ LoadResult load_yaml(const std::string& text, const std::string& name) {
 }
 
 LoadResult load_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto read = read_source_file(path);
+    if (auto* e = std::get_if<SourceFileError>(&read)) {
         LoadResult result;
-        result.errors.push_back(
-            ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)});
+        result.errors.push_back(ConfigError{path, 0, 0, "", e->message});
         return result;
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
+    const std::string& text = std::get<std::string>(read);
     if (ends_with_ci(path, ".yaml") || ends_with_ci(path, ".yml")) {
-        return load_yaml(buffer.str(), path);
+        return load_yaml(text, path);
     }
-    return load_djinn(buffer.str(), path);
+    return load_djinn(text, path);
 }
 
 const std::vector<std::string>& known_drivers() {

@@ -1,15 +1,13 @@
 #include "config/parser.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <utility>
 
 #include "config/lexer.hpp"
+#include "config/source_file.hpp"
 #include "config/string_expansion.hpp"
 
 namespace djinn::config {
@@ -363,14 +361,17 @@ class FileParser {
                 return;
             }
         }
-        std::ifstream in(file, std::ios::binary);
-        if (!in) {
-            error(path_node.pos, "cannot read " + file + ": " + std::strerror(errno));
+        auto read = read_source_file(file);
+        if (auto* e = std::get_if<SourceFileError>(&read)) {
+            // "cannot read: ..." -> "cannot read <file>: ..."
+            std::string message = e->message;
+            const std::string prefix = "cannot read";
+            if (message.rfind(prefix, 0) == 0)
+                message = prefix + " " + file + message.substr(prefix.size());
+            error(path_node.pos, message);
             return;
         }
-        std::ostringstream buffer;
-        buffer << in.rdbuf();
-        const std::string text = buffer.str();
+        const std::string text = std::move(std::get<std::string>(read));
         owner_.included_.emplace_back(canonical, name_);
         owner_.files_.push_back(file);
         stack.push_back(canonical);

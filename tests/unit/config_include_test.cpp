@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "config/config.hpp"
+#include "config/source_file.hpp"
 
 namespace djinn::config {
 namespace {
@@ -127,6 +129,44 @@ TEST_F(ConfigIncludeTest, MissingFileAndBadForms) {
                   a + ":3:15: include: include takes strings, got integer",
                   a + ":4:12: database: include is only allowed at the top level",
               }));
+}
+
+// A device, a FIFO or a directory is not a configuration file: `include "/dev/zero"` used to read
+// forever at start-up, and a FIFO without a writer blocked in open().
+TEST_F(ConfigIncludeTest, OnlyRegularFilesAreRead) {
+    const std::string fifo = (dir_ / "pipe").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    fs::create_directories(dir_ / "adir");
+    const std::string a = write("a.conf",
+                                "include \"/dev/zero\"\n"
+                                "include \"pipe\"\n"
+                                "include \"adir\"\n");
+    EXPECT_EQ(errors(load_file(a)),
+              (std::vector<std::string>{
+                  a + ":1:9: include: cannot read /dev/zero: a character device, not a regular "
+                      "file",
+                  a + ":2:9: include: cannot read " + fifo + ": a FIFO, not a regular file",
+                  a + ":3:9: include: cannot read " + (dir_ / "adir").string() +
+                      ": a directory, not a regular file",
+              }));
+    EXPECT_EQ(errors(load_file("/dev/zero")),
+              (std::vector<std::string>{
+                  "/dev/zero: cannot read: a character device, not a regular file"}));
+    EXPECT_EQ(errors(load_file(fifo)),
+              (std::vector<std::string>{fifo + ": cannot read: a FIFO, not a regular file"}));
+}
+
+TEST_F(ConfigIncludeTest, OversizedFileIsRefused) {
+    const std::string big = write("big.conf", std::string(kMaxConfigBytes + 1, '#'));
+    const std::string a = write("a.conf", "include \"big.conf\"\n");
+    EXPECT_EQ(errors(load_file(a)),
+              (std::vector<std::string>{a + ":1:9: include: cannot read " + big + ": " +
+                                        std::to_string(kMaxConfigBytes + 1) +
+                                        " bytes; a configuration file is at most " +
+                                        std::to_string(kMaxConfigBytes) + " bytes"}));
+    // Exactly at the limit: read (and parsed: a file of comments is an empty configuration).
+    write("big.conf", std::string(kMaxConfigBytes, '#'));
+    EXPECT_TRUE(load_file(big).errors.empty()) << errors(load_file(big))[0];
 }
 
 TEST_F(ConfigIncludeTest, AbsolutePaths) {
