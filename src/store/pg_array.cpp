@@ -28,10 +28,18 @@ PgArray& PgArray::add(bool v) {
 PgArray& PgArray::add_text(std::string_view v) {
     sep();
     body_ += '"';
-    for (char c : v) {
-        if (c == '"' || c == '\\')
-            body_ += '\\';
-        body_ += c;
+    // Runs without a quote or backslash are appended whole (most text has none).
+    std::size_t at = 0;
+    while (at < v.size()) {
+        std::size_t end = at;
+        while (end < v.size() && v[end] != '"' && v[end] != '\\')
+            ++end;
+        body_.append(v.data() + at, end - at);
+        if (end == v.size())
+            break;
+        body_ += '\\';
+        body_ += v[end];
+        at = end + 1;
     }
     body_ += '"';
     return *this;
