@@ -194,10 +194,15 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
             events_.skipped(s.kind);
             log_->warn("cron {} skipped ({}): {}{}", s.cron_id, s.kind, s.reason,
                        s.advanced ? "; advanced to its next run" : "; stays due");
-            if (!s.advanced)
+            if (!s.advanced) {
                 exclude.push_back(s.cron_id);
+                ++report.stayed_due;
+            }
         }
         if (options_.dry_run) {
+            report.stayed_due += batch.builds.size();
+            for (const auto& s : batch.skipped)
+                report.stayed_due += s.advanced ? 1 : 0;
             for (const auto& b : batch.builds) {
                 log_->info(
                     "dry run: cron {} \"{}\" would get build #{} of user {} on queue "

@@ -37,6 +37,7 @@ struct PassReport {
     std::size_t skipped = 0;     // crons skipped (advanced or staying due)
     std::size_t enqueued = 0;    // jobs put on queues
     std::size_t recovered = 0;   // committed builds found without a job and enqueued
+    std::size_t stayed_due = 0;  // crons taken and left due (a dry run leaves every one due)
     bool stopped = false;        // a stop was requested and the pass ended after a batch
     std::chrono::microseconds duration{0};
 };

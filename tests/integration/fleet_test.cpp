@@ -251,6 +251,35 @@ TEST_F(Fleet, SigtermMidBurstDrainsReleasesAndExitsZero) {
     expect_exactly_once(crons);
 }
 
+// due_crons after a whole pass is what the pass left due (no count(*) over cron per pass): here
+// two crons whose builds cannot be written (their owner's build numbers are exhausted), which
+// stay due pass after pass, and not the crons due only later.
+TEST_F(Fleet, DueCronsGaugeShowsTheCronsAPassLeftDue) {
+    db.exec(
+        "INSERT INTO users (id, email, username, password) VALUES "
+        "(2, 'full@example.com', 'full', '\\x00');"
+        "INSERT INTO builds (user_id, number, manifest, status, secret) VALUES "
+        "(2, 2147483647, 'driver: {type: docker}', 'passed', 'x');");
+    add_crons(3, -60s, 1ms);  // due
+    add_crons(4, 3600s, 1s);  // due in an hour
+    db.exec(
+        "UPDATE cron SET user_id = 2, author_id = 2 WHERE name IN ('fleet 0', 'fleet 1') "
+        "AND next_run < now() AT TIME ZONE 'UTC'");
+    auto a = start("a");
+    auto passes = [&] {
+        return metric_value(http_get(port(*a), "/metrics").body,
+                            "djinn_scheduler_passes_total{result=\"ok\"}");
+    };
+    ASSERT_TRUE(eventually([&] { return passes() >= 1; }, 20s)) << a->output();
+    const double after = passes();
+    // The next pass takes the two again and leaves them due again.
+    ASSERT_TRUE(eventually([&] { return passes() > after; }, 20s)) << a->output();
+    auto body = http_get(port(*a), "/metrics").body;
+    EXPECT_EQ(metric_value(body, "djinn_scheduler_due_crons"), 2) << body;
+    EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds"), 1);
+    EXPECT_EQ(db.count("SELECT count(*) FROM cron WHERE next_run <= now() AT TIME ZONE 'UTC'"), 2);
+}
+
 TEST_F(Fleet, ReadinessFollowsRedis) {
     ConfigOptions o;
     auto a = start("a", o);
