@@ -8,7 +8,9 @@
 #   chaos        the fault-injection harness, short version (tests/chaos/run.sh, ~2 min): 3
 #                replicas of the sanitized binary, every fault type, exactly-once checked
 #   fuzz         the libFuzzer targets, 30 s each (tests/fuzz/run.sh)
-#   tsan         the unit tests built with ThreadSanitizer (scripts/tsan.sh unit)
+#   tsan         ThreadSanitizer (scripts/tsan.sh): the unit tests, and the integration tests that
+#                run the pipelined dispatch (parse-ahead and enqueue threads) in the test process
+#                and in the scheduler binaries they start (DJINN_TSAN_FILTER overrides the set)
 #   packaging    Helm chart, kustomize, systemd, SysVinit, shellcheck (scripts/check-packaging.sh)
 #   image        the container image from the Dockerfile (its build stage compiles without
 #                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
@@ -85,8 +87,9 @@ if want fuzz; then
 fi
 
 if want tsan; then
-    section "ThreadSanitizer (unit tests)"
-    "$root/scripts/tsan.sh" unit
+    section "ThreadSanitizer (unit tests; integration: DispatchLookahead, CorePass, Fleet)"
+    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-DispatchLookahead|CorePass|Fleet} \
+        "$root/scripts/tsan.sh" unit integration
 fi
 
 if want packaging; then
