@@ -92,7 +92,7 @@ LoadResult load_file(const std::string& path) {
     auto read = read_source_file(path);
     if (auto* e = std::get_if<SourceFileError>(&read)) {
         LoadResult result;
-        result.errors.push_back(ConfigError{path, 0, 0, "", e->message});
+        result.errors.push_back(ConfigError{path, 0, 0, "", "cannot read: " + e->reason});
         return result;
     }
     const std::string& text = std::get<std::string>(read);

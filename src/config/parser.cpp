@@ -363,12 +363,7 @@ class FileParser {
         }
         auto read = read_source_file(file);
         if (auto* e = std::get_if<SourceFileError>(&read)) {
-            // "cannot read: ..." -> "cannot read <file>: ..."
-            std::string message = e->message;
-            const std::string prefix = "cannot read";
-            if (message.rfind(prefix, 0) == 0)
-                message = prefix + " " + file + message.substr(prefix.size());
-            error(path_node.pos, message);
+            error(path_node.pos, "cannot read " + file + ": " + e->reason);
             return;
         }
         const std::string text = std::move(std::get<std::string>(read));

@@ -21,7 +21,7 @@ const char* kind_of(mode_t mode) {
         return "a block device";
     if (S_ISSOCK(mode))
         return "a socket";
-    return "not a regular file";
+    return "a special file";
 }
 
 // Closes the descriptor on every path.
@@ -36,20 +36,17 @@ struct Fd {
 }  // namespace
 
 std::variant<std::string, SourceFileError> read_source_file(const std::string& path) {
-    auto failure = [](const std::string& what) {
-        return SourceFileError{what + ": " + std::strerror(errno)};
-    };
+    auto failure = []() { return SourceFileError{std::strerror(errno)}; };
     Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)};
     if (file.fd < 0)
-        return failure("cannot read");
+        return failure();
     struct stat st {};
     if (::fstat(file.fd, &st) != 0)
-        return failure("cannot read");
+        return failure();
     if (!S_ISREG(st.st_mode))
-        return SourceFileError{std::string("cannot read: ") + kind_of(st.st_mode) +
-                               ", not a regular file"};
+        return SourceFileError{std::string(kind_of(st.st_mode)) + ", not a regular file"};
     if (static_cast<std::size_t>(st.st_size) > kMaxConfigBytes) {
-        return SourceFileError{"cannot read: " + std::to_string(st.st_size) +
+        return SourceFileError{std::to_string(st.st_size) +
                                " bytes; a configuration file is at most " +
                                std::to_string(kMaxConfigBytes) + " bytes"};
     }
@@ -60,13 +57,13 @@ std::variant<std::string, SourceFileError> read_source_file(const std::string& p
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return failure("cannot read");
+            return failure();
         }
         if (n == 0)
             break;
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > kMaxConfigBytes) {  // it grew while being read
-            return SourceFileError{"cannot read: more than " + std::to_string(kMaxConfigBytes) +
+            return SourceFileError{"more than " + std::to_string(kMaxConfigBytes) +
                                    " bytes; a configuration file is at most that"};
         }
     }

@@ -14,7 +14,9 @@ namespace djinn::config {
 inline constexpr std::size_t kMaxConfigBytes = 4 * 1024 * 1024;
 
 struct SourceFileError {
-    std::string message;  // "cannot read: No such file or directory", "not a regular file (...)"
+    // Why the file cannot be read, without the file's name: "No such file or directory",
+    // "a FIFO, not a regular file". Callers say "cannot read" and name the file their own way.
+    std::string reason;
 };
 
 std::variant<std::string, SourceFileError> read_source_file(const std::string& path);
