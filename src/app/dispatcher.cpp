@@ -200,9 +200,7 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
             }
         }
         if (options_.dry_run) {
-            report.stayed_due += batch.builds.size();
-            for (const auto& s : batch.skipped)
-                report.stayed_due += s.advanced ? 1 : 0;
+            // Nothing was written: every cron taken stays due (and is not taken again).
             for (const auto& b : batch.builds) {
                 log_->info(
                     "dry run: cron {} \"{}\" would get build #{} of user {} on queue "
@@ -210,10 +208,13 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
                     b.cron_id, b.cron_name, b.build_number, b.user_id, b.queue_driver,
                     schedule::format_pg_timestamp(b.next_run));
                 exclude.push_back(b.cron_id);
+                ++report.stayed_due;
             }
             for (const auto& s : batch.skipped) {
-                if (s.advanced)
+                if (s.advanced) {
                     exclude.push_back(s.cron_id);
+                    ++report.stayed_due;
+                }
             }
             report.dispatched += batch.builds.size();
             continue;

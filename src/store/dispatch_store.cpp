@@ -637,6 +637,14 @@ void write_builds(pqxx::transaction_base& tx, std::vector<Work*>& items, Artifac
     }
 }
 
+// '{1,2,3}' for an int[] parameter.
+std::string id_array(const std::vector<int64_t>& ids) {
+    PgArray arr;
+    for (int64_t id : ids)
+        arr.add(id);
+    return arr.str();
+}
+
 // Locks the next due crons of the pass (see kDeclareDueCursor). `taken`: the cursor ids this
 // batch took, reused as they are when `from_cursor` (the redo of a batch). `upcoming`: the crons
 // of the next batch with their manifests as they are now, to be parsed ahead.
@@ -649,10 +657,7 @@ pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_ru
         cur = DueCursor{store, &tx.conn(), tx.conn().backendpid(), DueCursor::State::none, {}};
     }
     auto by_ids = [&](const std::vector<int64_t>& ids) {
-        PgArray arr;
-        for (int64_t id : ids)
-            arr.add(id);
-        return exec_prepared(tx, "djinn_due_by_id", kDueByIdSql, limit, exclude, arr.str());
+        return exec_prepared(tx, "djinn_due_by_id", kDueByIdSql, limit, exclude, id_array(ids));
     };
     auto by_query = [&]() {
         auto rows = exec_prepared(tx, "djinn_due", kDueSql, limit, exclude);
@@ -710,10 +715,8 @@ pqxx::result take_due(pqxx::transaction_base& tx, const void* store, bool dry_ru
         from_cursor = true;
         taken = std::move(ids);
         if (!cur.ahead.empty()) {
-            PgArray arr;
-            for (int64_t id : cur.ahead)
-                arr.add(id);
-            for (const auto& row : exec_prepared(tx, "djinn_manifests", kManifestsSql, arr.str()))
+            for (const auto& row :
+                 exec_prepared(tx, "djinn_manifests", kManifestsSql, id_array(cur.ahead)))
                 upcoming.push_back({row[0].as<int64_t>(), row[1].as<std::string>(), {}});
         }
         return rows;
@@ -876,12 +879,9 @@ void DispatchStore::run_attempt(Attempt& a, bool isolate) {
     t_numbers.staged_ok = t_numbers.valid;
     t_numbers.staged_last_id = t_numbers.expected_last_id;
 
-    PgArray excl;
-    for (int64_t id : *a.exclude)
-        excl.add(id);
     std::vector<Ahead> upcoming;
-    pqxx::result rows =
-        take_due(tx, this, a.dry_run, a.limit, excl.str(), a.from_cursor, a.cursor_ids, upcoming);
+    pqxx::result rows = take_due(tx, this, a.dry_run, a.limit, id_array(*a.exclude), a.from_cursor,
+                                 a.cursor_ids, upcoming);
     out.taken = rows.size();
     if (rows.empty())
         return;
