@@ -28,6 +28,7 @@
 
 #include "queue/build_queue.hpp"
 #include "queue/curlyq_codec.hpp"
+#include "test_env.hpp"
 
 extern char** environ;
 
@@ -35,6 +36,7 @@ namespace djinn::queue {
 namespace {
 
 using namespace std::chrono_literals;
+using djinn::testing::free_port;
 
 std::optional<std::string> env(const char* name) {
     const char* value = std::getenv(name);
@@ -59,23 +61,6 @@ std::int64_t random_build_base() {
     static std::mt19937_64 rng{std::random_device{}()};
     std::uniform_int_distribution<std::int64_t> dist(std::int64_t{1} << 40, std::int64_t{1} << 50);
     return dist(rng);
-}
-
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    auto* generic = reinterpret_cast<sockaddr*>(&addr);
-    int port = -1;
-    if (fd >= 0 && ::bind(fd, generic, len) == 0 && ::getsockname(fd, generic, &len) == 0) {
-        port = ntohs(addr.sin_port);
-    }
-    if (fd >= 0) {
-        ::close(fd);
-    }
-    return port;
 }
 
 struct ReplyDeleter {

@@ -24,18 +24,6 @@ using namespace std::chrono_literals;
 constexpr const char* kDbPassword = "Db-Pa55-q7Zx!'\\\"-k2";
 constexpr const char* kRedisPassword = "Redis-Pa55-w9Yv-m4";
 
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
 // A Redis that demands AUTH.
 class AuthRedis {
   public:

@@ -374,6 +374,23 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 
 namespace djinn::testing {
 
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    auto* generic = reinterpret_cast<sockaddr*>(&addr);
+    int port = -1;
+    if (fd >= 0 && ::bind(fd, generic, len) == 0 && ::getsockname(fd, generic, &len) == 0)
+        port = ntohs(addr.sin_port);
+    if (fd >= 0)
+        ::close(fd);
+    if (port <= 0)
+        throw std::runtime_error("free_port: no free loopback port");
+    return port;
+}
+
 HttpResponse http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
     HttpResponse r;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);

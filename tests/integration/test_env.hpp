@@ -25,6 +25,8 @@ std::string fixture_path(const std::string& relative);  // under tests/fixtures
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
 std::string temp_dir();  // a fresh directory under /tmp
+// A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts itself).
+int free_port();
 
 // A database created from the Djinn v1.3.0 template; dropped at destruction.
 class TestDatabase {

@@ -22,19 +22,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kPassword = "Tls-Pg-Pa55w0rd-9f3e1c";
 
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
 void sh(const std::string& cmd) {
     int rc = std::system(("set -e; " + cmd).c_str());
     if (rc != 0)
