@@ -12,8 +12,9 @@
 //   log_format "text"|"json"          drivers ["docker", "os", "qemu-x86_64", "ssh",]
 //   crypto { salt }                   (auth, block, hash: accepted and ignored, as Djinn's
 //                                      shared crypto block has them)
-//   database { addr name username password tls { ca cert key } }   (`ssl` = deprecated tls)
-//   redis { addr password }           http { addr }                 drain_timeout <duration>
+//   database { addr name username password statement_timeout tls { ca cert key } }
+//                                     (`ssl` = deprecated tls)
+//   redis { addr password }           http { addr liveness_timeout }  drain_timeout <duration>
 //   leader { key <int64> retry_interval <duration> lock_timeout <duration> }
 //
 // Thread safety: Config is a plain value. The load functions may be called from any
@@ -42,6 +43,9 @@ struct DatabaseConfig {
     std::string username;
     std::string password;          // never logged
     std::optional<TlsConfig> tls;  // `tls { }` or the deprecated `ssl { }`
+    // The session's statement_timeout: no statement runs longer, whatever the server's,
+    // database's or role's setting.
+    std::chrono::milliseconds statement_timeout{60000};
 };
 
 struct RedisConfig {
@@ -57,6 +61,9 @@ struct LogConfig {
 
 struct HttpConfig {
     std::string addr;  // "host:port"; empty: no HTTP server
+    // /healthz answers 503 once the service loop has made no progress for this long. At least
+    // database.statement_timeout + 10s (one statement may take that long).
+    std::chrono::milliseconds liveness_timeout{120000};
 };
 
 struct LeaderConfig {

@@ -468,7 +468,8 @@ void Decoder::database(const ast::Node& node, Config& config) {
     if (!expect_block(node, "database")) {
         return;
     }
-    each_key(node, "database", {"addr", "name", "username", "password", "tls", "ssl"}, "",
+    each_key(node, "database",
+             {"addr", "name", "username", "password", "tls", "ssl", "statement_timeout"}, "",
              [&](const std::string& name, const ast::Param& param, const std::string& key) {
                  const ast::Node& value = param.value;
                  if (name == "addr") {
@@ -490,6 +491,10 @@ void Decoder::database(const ast::Node& node, Config& config) {
                  } else if (name == "password") {
                      if (auto v = string_value(value, key)) {
                          config.database.password = *v;
+                     }
+                 } else if (name == "statement_timeout") {
+                     if (auto v = duration_value(value, key)) {
+                         config.database.statement_timeout = *v;
                      }
                  } else if (name == "tls") {
                      if (expect_block(value, key)) {
@@ -539,8 +544,14 @@ void Decoder::http(const ast::Node& node, Config& config) {
     if (!expect_block(node, "http")) {
         return;
     }
-    each_key(node, "http", {"addr"}, "",
-             [&](const std::string&, const ast::Param& param, const std::string& key) {
+    each_key(node, "http", {"addr", "liveness_timeout"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 if (name == "liveness_timeout") {
+                     if (auto v = duration_value(param.value, key)) {
+                         config.http.liveness_timeout = *v;
+                     }
+                     return;
+                 }
                  auto text = string_value(param.value, key);
                  if (!text) {
                      return;
@@ -572,6 +583,10 @@ void Decoder::leader(const ast::Node& node, Config& config) {
                  }
              });
 }
+
+namespace {
+constexpr std::chrono::milliseconds kLivenessMargin{10000};
+}  // namespace
 
 void Decoder::cross_field(const Config& config) {
     if (tls_ && ssl_) {
@@ -613,6 +628,27 @@ void Decoder::cross_field(const Config& config) {
         !invalid_.count("leader.lock_timeout")) {
         error(seen_.count("leader.lock_timeout") ? seen_["leader.lock_timeout"] : root_pos_,
               "leader.lock_timeout", "must be at least 1s");
+    }
+    auto place = [&](const std::string& key) {
+        auto it = seen_.find(key);
+        return it == seen_.end() ? root_pos_ : it->second;
+    };
+    if (config.database.statement_timeout < std::chrono::milliseconds(1000) &&
+        !invalid_.count("database.statement_timeout")) {
+        error(place("database.statement_timeout"), "database.statement_timeout",
+              "must be at least 1s");
+    }
+    // Progress is reported between statements: one statement may legitimately take up to
+    // statement_timeout, and /healthz must not call that stuck.
+    if (config.http.liveness_timeout < config.database.statement_timeout + kLivenessMargin &&
+        !invalid_.count("http.liveness_timeout") &&
+        !invalid_.count("database.statement_timeout")) {
+        error(place(seen_.count("http.liveness_timeout") ? "http.liveness_timeout"
+                                                         : "database.statement_timeout"),
+              "http.liveness_timeout",
+              "must be at least database.statement_timeout + 10s (" +
+                  std::to_string((config.database.statement_timeout + kLivenessMargin).count()) +
+                  " ms): a single statement may run that long while the loop is healthy");
     }
     if (config.crypto_salt.empty() && !invalid_.count("crypto.salt")) {
         auto crypto = seen_.find("crypto");

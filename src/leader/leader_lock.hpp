@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 
+#include "store/advisory_lock.hpp"
 #include "store/pg_connection.hpp"
 
 namespace djinn::leader {
@@ -50,18 +51,14 @@ class LeaderLock {
         error,          // the query failed; see last_error() (broken() if the session is gone)
     };
 
-    struct PgLockId {
-        std::uint32_t classid;
-        std::uint32_t objid;
-        std::uint32_t objsubid;
-    };
+    using PgLockId = store::PgLockId;
 
     explicit LeaderLock(std::int64_t key) : key_(key) {}
 
     std::int64_t key() const { return key_; }
 
     // How pg_locks shows this key.
-    static PgLockId pg_lock_id(std::int64_t key);
+    static PgLockId pg_lock_id(std::int64_t key) { return store::pg_lock_id(key); }
 
     // pg_try_advisory_lock(key) unless this session already holds it (session locks stack;
     // taking it twice would need two unlocks). Never blocks on the lock.

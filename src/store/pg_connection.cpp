@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <sstream>
 
 namespace djinn::store {
@@ -139,7 +140,10 @@ std::variant<std::unique_ptr<PgConnection>, PgError> PgConnection::open(
 }
 
 PgConnection::PgConnection(std::unique_ptr<pqxx::connection> conn)
-    : conn_(std::move(conn)), backend_pid_(conn_->backendpid()) {}
+    : conn_(std::move(conn)), backend_pid_(conn_->backendpid()) {
+    static std::atomic<std::uint64_t> next_session{1};
+    session_id_ = next_session.fetch_add(1);
+}
 
 PgConnection::~PgConnection() = default;
 

@@ -6,6 +6,7 @@
 // Thread safety: none; one PgConnection per thread.
 // Failure: open() returns an error value; run() translates libpqxx exceptions into PgError.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,8 @@ enum class PgErrorKind {
     privilege,      // SQLSTATE 42501
     serialization,  // 40001 / 40P01: retry
     query,          // any other SQL error
+    fenced,         // a dispatch transaction found that its session does not hold the leader
+                    // lock: it wrote nothing; the session must not dispatch
 };
 
 struct PgError {
@@ -64,11 +67,15 @@ class PgConnection {
 
     bool broken() const { return broken_; }
     int backend_pid() const { return backend_pid_; }
+    // Unique per PgConnection of this process: state kept per session (cursors, cached build
+    // numbers) is keyed by it, never by an address that a new connection may reuse.
+    std::uint64_t session_id() const { return session_id_; }
 
   private:
     explicit PgConnection(std::unique_ptr<pqxx::connection> conn);
     std::unique_ptr<pqxx::connection> conn_;
     int backend_pid_ = 0;
+    std::uint64_t session_id_ = 0;
     bool broken_ = false;
 };
 
