@@ -13,8 +13,8 @@
 #include "app/flags.hpp"
 #include "app/scheduler_app.hpp"
 #include "common/failpoints.hpp"
-#include "logging/logging.hpp"
 #include "config/config.hpp"
+#include "logging/logging.hpp"
 
 namespace djinn::app {
 namespace {

@@ -22,9 +22,9 @@ void log_pass(spdlog::logger& log, const dispatch::PassReport& r, bool dry_run) 
 }
 
 DispatchPassRunner::DispatchPassRunner(PgDatabase& db, store::DispatchStore& store,
-                                       dispatch::Dispatcher& dispatcher,
-                                       metrics::Metrics& metrics, Progress& progress,
-                                       const Clock& clock, std::shared_ptr<spdlog::logger> log)
+                                       dispatch::Dispatcher& dispatcher, metrics::Metrics& metrics,
+                                       Progress& progress, const Clock& clock,
+                                       std::shared_ptr<spdlog::logger> log)
     : db_(db),
       store_(store),
       dispatcher_(dispatcher),
@@ -48,11 +48,10 @@ service::PassOutcome DispatchPassRunner::run(const std::atomic<bool>& stop) {
     out.internal = r.internal;
     try {
         progress_.beat();
-        metrics_.pass_finished(
-            r.ok ? "ok" : "error", std::chrono::duration<double>(r.duration),
-            std::chrono::system_clock::time_point(
-                std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                    clock_.now().time_since_epoch())));
+        metrics_.pass_finished(r.ok ? "ok" : "error", std::chrono::duration<double>(r.duration),
+                               std::chrono::system_clock::time_point(
+                                   std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                       clock_.now().time_since_epoch())));
         log_pass(*log_, r, false);
         if (r.ok && !r.stopped) {
             // A whole pass took everything due: what is still due is what it left due. (A count

@@ -22,8 +22,7 @@ class DispatchPassRunner final : public service::PassRunner {
   public:
     DispatchPassRunner(PgDatabase& db, store::DispatchStore& store,
                        dispatch::Dispatcher& dispatcher, metrics::Metrics& metrics,
-                       Progress& progress, const Clock& clock,
-                       std::shared_ptr<spdlog::logger> log);
+                       Progress& progress, const Clock& clock, std::shared_ptr<spdlog::logger> log);
 
     service::PassOutcome run(const std::atomic<bool>& stop) override;
     void request_recovery() override { dispatcher_.request_recovery(); }

@@ -49,8 +49,8 @@ service::Database::Check PgDatabase::check() {
     auto privs = store::PrivilegeCheck::run(*conn_);
     if (auto* e = std::get_if<store::PgError>(&privs)) {
         last_error_ = e->message;
-        return {false, e->kind == store::PgErrorKind::connection ? "database_connection"
-                                                                  : "database",
+        return {false,
+                e->kind == store::PgErrorKind::connection ? "database_connection" : "database",
                 "privilege check failed: " + e->message};
     }
     privileges_ = std::get<store::Privileges>(privs);

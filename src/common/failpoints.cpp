@@ -48,10 +48,9 @@ const std::vector<std::string>& known() {
     // Every DJINN_FAILPOINT in src/, in the order a pass meets them (tests/unit checks the list
     // against the sources).
     static const std::vector<std::string> names = {
-        "session.open",     "session.check",       "lock.acquire",    "lock.verify",
-        "pass.start",       "recovery.page",       "batch.candidates", "batch.take",
-        "batch.rows",       "batch.write",         "batch.advance",    "batch.commit",
-        "plan.manifest",    "enqueue.round",       "queue.ping",
+        "session.open",  "session.check",    "lock.acquire",  "lock.verify",   "pass.start",
+        "recovery.page", "batch.candidates", "batch.take",    "batch.rows",    "batch.write",
+        "batch.advance", "batch.commit",     "plan.manifest", "enqueue.round", "queue.ping",
     };
     return names;
 }
@@ -60,8 +59,8 @@ std::string configure(std::string_view spec) {
     std::size_t pos = 0;
     while (pos < spec.size()) {
         auto comma = spec.find(',', pos);
-        std::string_view entry =
-            spec.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        std::string_view entry = spec.substr(
+            pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
         pos = comma == std::string_view::npos ? spec.size() : comma + 1;
         if (entry.empty())
             continue;

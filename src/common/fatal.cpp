@@ -22,8 +22,7 @@ void fatal(std::string_view message) noexcept {
         if (FatalHandler h = g_handler.load())
             h(message);
         else
-            std::fprintf(stderr, "fatal: %.*s\n", static_cast<int>(message.size()),
-                         message.data());
+            std::fprintf(stderr, "fatal: %.*s\n", static_cast<int>(message.size()), message.data());
     }
     std::abort();
 }
@@ -32,8 +31,8 @@ void invariant_failed(const char* condition, std::string_view what, const char* 
                       int line) noexcept {
     std::string m;
     try {
-        m = "broken invariant (a bug of djinn-scheduler): " + std::string(what) + " [" +
-            condition + " at " + file + ":" + std::to_string(line) + "]";
+        m = "broken invariant (a bug of djinn-scheduler): " + std::string(what) + " [" + condition +
+            " at " + file + ":" + std::to_string(line) + "]";
     } catch (...) {
         fatal("broken invariant (a bug of djinn-scheduler), and no memory to describe it");
     }

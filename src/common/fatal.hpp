@@ -24,8 +24,8 @@ void set_fatal_handler(FatalHandler handler) noexcept;
 }  // namespace djinn
 
 // DJINN_INVARIANT(cond, what): `cond` must hold unless this program has a bug.
-#define DJINN_INVARIANT(cond, what)                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            ::djinn::invariant_failed(#cond, (what), __FILE__, __LINE__);    \
+#define DJINN_INVARIANT(cond, what)                                       \
+    do {                                                                  \
+        if (!(cond))                                                      \
+            ::djinn::invariant_failed(#cond, (what), __FILE__, __LINE__); \
     } while (false)

@@ -641,8 +641,7 @@ void Decoder::cross_field(const Config& config) {
     // Progress is reported between statements: one statement may legitimately take up to
     // statement_timeout, and /healthz must not call that stuck.
     if (config.http.liveness_timeout < config.database.statement_timeout + kLivenessMargin &&
-        !invalid_.count("http.liveness_timeout") &&
-        !invalid_.count("database.statement_timeout")) {
+        !invalid_.count("http.liveness_timeout") && !invalid_.count("database.statement_timeout")) {
         error(place(seen_.count("http.liveness_timeout") ? "http.liveness_timeout"
                                                          : "database.statement_timeout"),
               "http.liveness_timeout",

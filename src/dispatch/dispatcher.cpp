@@ -225,8 +225,8 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             planner_.discard();
             land();
             report.ok = false;
-            report.session_lost = e->kind == store::PgErrorKind::connection ||
-                                  e->kind == store::PgErrorKind::fenced;
+            report.session_lost =
+                e->kind == store::PgErrorKind::connection || e->kind == store::PgErrorKind::fenced;
             report.error = e->message;
             events_.error(error_kind(*e));
             log_->error("batch failed, nothing of it was committed: {}", e->message);
@@ -283,10 +283,12 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             jobs.reserve(batch.builds.size());
             for (const auto& b : batch.builds)
                 jobs.push_back({b.build_id, b.queue_driver});
-            flight.emplace(InFlight{std::move(batch.builds), batch.taken, batch.skipped.size(), {}});
-            flight->result = std::async(std::launch::async, [this, progress, jobs = std::move(jobs)]() {
-                return enqueuer_.enqueue(jobs, progress);
-            });
+            flight.emplace(
+                InFlight{std::move(batch.builds), batch.taken, batch.skipped.size(), {}});
+            flight->result =
+                std::async(std::launch::async, [this, progress, jobs = std::move(jobs)]() {
+                    return enqueuer_.enqueue(jobs, progress);
+                });
         }
         stage = "planning batch " + std::to_string(report.batches + 1);
         plans = planner_.take_ahead();

@@ -66,9 +66,9 @@ struct DispatcherOptions {
 
 class Dispatcher {
   public:
-    Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
-               std::set<std::string> drivers, std::shared_ptr<spdlog::logger> log,
-               DispatchEvents& events, const Clock& clock, DispatcherOptions options);
+    Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue, std::set<std::string> drivers,
+               std::shared_ptr<spdlog::logger> log, DispatchEvents& events, const Clock& clock,
+               DispatcherOptions options);
 
     // Runs one pass on `conn` (the leader's session). `stop` is checked between batches.
     PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
@@ -80,8 +80,8 @@ class Dispatcher {
     bool recovery_needed() const { return recovery_needed_; }
 
   private:
-    void run_batches(store::PgConnection& conn, const std::atomic<bool>& stop,
-                     Progress* progress, PassReport& report, std::string& stage);
+    void run_batches(store::PgConnection& conn, const std::atomic<bool>& stop, Progress* progress,
+                     PassReport& report, std::string& stage);
     bool recover(store::PgConnection& conn, Progress* progress, PassReport& report);
 
     store::DispatchStore& store_;

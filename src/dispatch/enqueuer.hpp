@@ -39,8 +39,8 @@ class Enqueuer {
     };
     using Sleep = std::function<void(std::chrono::milliseconds)>;
 
-    Enqueuer(queue::BuildQueue& queue, std::shared_ptr<spdlog::logger> log,
-             DispatchEvents& events, const Clock& clock, Options options, Sleep sleep = {});
+    Enqueuer(queue::BuildQueue& queue, std::shared_ptr<spdlog::logger> log, DispatchEvents& events,
+             const Clock& clock, Options options, Sleep sleep = {});
 
     Result enqueue(const std::vector<queue::QueueJob>& jobs, Progress* progress);
 

@@ -43,7 +43,8 @@ LeaderLock::AcquireResult LeaderLock::try_acquire(store::PgConnection& session) 
 }
 
 bool LeaderLock::verify(store::PgConnection& session) {
-    return ask(session, std::string("SELECT ") + held_by_session() + ", $1::bigint").value_or(false);
+    return ask(session, std::string("SELECT ") + held_by_session() + ", $1::bigint")
+        .value_or(false);
 }
 
 bool LeaderLock::release(store::PgConnection& session) {

@@ -40,10 +40,9 @@ const char* to_string(State s) {
     return "unknown";
 }
 
-ServiceLoop::ServiceLoop(LoopOptions options, Database& db, QueueProbe& queue,
-                         PassRunner& passes, Waiter& waiter, const Clock& clock,
-                         Progress& progress, LoopObserver& observer,
-                         std::shared_ptr<spdlog::logger> log)
+ServiceLoop::ServiceLoop(LoopOptions options, Database& db, QueueProbe& queue, PassRunner& passes,
+                         Waiter& waiter, const Clock& clock, Progress& progress,
+                         LoopObserver& observer, std::shared_ptr<spdlog::logger> log)
     : options_(options),
       db_(db),
       queue_(queue),

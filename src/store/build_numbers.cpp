@@ -48,7 +48,8 @@ std::int64_t BuildNumbers::next(std::int64_t user) {
     auto it = batch_.find(user);
     if (it == batch_.end()) {
         auto kept = valid_ ? latest_.find(user) : latest_.end();
-        DJINN_INVARIANT(kept != latest_.end(), "build number asked for a user neither read nor kept");
+        DJINN_INVARIANT(kept != latest_.end(),
+                        "build number asked for a user neither read nor kept");
         it = batch_.emplace(user, kept->second).first;
         keep_[user] = true;
     }

@@ -146,14 +146,13 @@ struct BatchIds {
     std::vector<int64_t> builds, stages, jobs;
 };
 
-BatchIds next_ids(SqlRunner& sql, std::size_t builds, std::size_t stages,
-                  std::size_t jobs) {
+BatchIds next_ids(SqlRunner& sql, std::size_t builds, std::size_t stages, std::size_t jobs) {
     BatchIds ids;
     ids.builds.reserve(builds);
     ids.stages.reserve(stages);
     ids.jobs.reserve(jobs);
     auto r = sql.prepared("djinn_next_ids", kNextIds, static_cast<int64_t>(builds),
-                           static_cast<int64_t>(stages), static_cast<int64_t>(jobs));
+                          static_cast<int64_t>(stages), static_cast<int64_t>(jobs));
     for (const auto& row : r) {
         const int kind = row[0].as<int>();
         auto& into = kind == 1 ? ids.builds : kind == 2 ? ids.stages : ids.jobs;
@@ -267,37 +266,36 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
     }
 
     auto written =
-        sql.prepared("djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(),
-                      b_ns.str(), b_number.str(), b_cron.str(), b_secret.str(), b_created.str());
+        sql.prepared("djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(),
+                     b_number.str(), b_cron.str(), b_secret.str(), b_created.str());
     if (written.affected_rows() != items.size()) {
         // The crons are locked by this transaction, so only something in the database (a
         // trigger of the operator's) can make rows vanish: an error of this batch, not a bug.
         throw std::runtime_error("builds insert wrote " + std::to_string(written.affected_rows()) +
-                               " rows, expected " + std::to_string(items.size()));
+                                 " rows, expected " + std::to_string(items.size()));
     }
     sql.prepared("djinn_insert_triggers", kInsertTriggers, t_build.str(), t_comment.str(),
-                  t_data.str());
+                 t_data.str());
     sql.prepared("djinn_insert_tags", kInsertTags, g_user.str(), g_build.str(), g_name.str());
     sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, cb_cron.str(), cb_build.str());
     sql.prepared("djinn_insert_drivers", kInsertDrivers, d_build.str(), d_type.str(),
-                  d_config.str());
+                 d_config.str());
     sql.prepared("djinn_insert_variables", kInsertVariables, v_build.str(), v_user.str(),
-                  v_ns.str());
+                 v_ns.str());
     if (e_build.size() > 0)
-        sql.prepared("djinn_insert_env", kInsertEnv, e_build.str(), e_key.str(),
-                      e_value.str());
+        sql.prepared("djinn_insert_env", kInsertEnv, e_build.str(), e_key.str(), e_value.str());
     sql.prepared("djinn_insert_keys", kInsertKeys, v_build.str(), v_user.str(), v_ns.str());
     if (o_build.size() > 0) {
         sql.prepared("djinn_insert_objects", kInsertObjects, o_build.str(), o_user.str(),
-                      o_ns.str(), o_name.str(), o_dest.str());
+                     o_ns.str(), o_name.str(), o_dest.str());
     }
     sql.prepared("djinn_insert_stages", kInsertStages, s_id.str(), s_build.str(), s_name.str(),
-                  s_fail.str(), s_created.str());
+                 s_fail.str(), s_created.str());
     sql.prepared("djinn_insert_jobs", kInsertJobs, j_id.str(), j_build.str(), j_stage.str(),
-                  j_name.str(), j_commands.str(), j_created.str());
+                 j_name.str(), j_commands.str(), j_created.str());
     if (a_build.size() > 0) {
         sql.prepared("djinn_insert_artifacts", kInsertArtifacts, a_user.str(), a_build.str(),
-                      a_job.str(), a_hash.str(), a_source.str(), a_name.str());
+                     a_job.str(), a_hash.str(), a_source.str(), a_name.str());
     }
     return build_ids;
 }

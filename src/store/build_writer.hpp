@@ -23,8 +23,8 @@ struct BuildRow {
     const DueCron* cron = nullptr;
     manifest::BuildPlan plan;
     std::int64_t number = 0;
-    TimePoint created;   // builds.created_at; its stages and jobs follow it by 1 µs each
-    TimePoint next_run;  // the cron's new next_run (named in the trigger's comment)
+    TimePoint created;          // builds.created_at; its stages and jobs follow it by 1 µs each
+    TimePoint next_run;         // the cron's new next_run (named in the trigger's comment)
     std::int64_t build_id = 0;  // set by write()
 };
 

@@ -132,8 +132,8 @@ DispatchStore::DispatchStore(std::string crypto_salt, const Clock& clock,
     : hasher_(std::move(crypto_salt), clock), fence_key_(fence_key) {}
 
 std::variant<std::vector<Candidate>, PgError> DispatchStore::open_pass(PgConnection& conn,
-                                                                        std::int64_t limit,
-                                                                        Progress* progress) {
+                                                                       std::int64_t limit,
+                                                                       Progress* progress) {
     std::vector<Candidate> first;
     cursor_.reset();
     auto r = conn.run([&](pqxx::connection& c) {
@@ -152,7 +152,7 @@ std::variant<std::vector<Candidate>, PgError> DispatchStore::open_pass(PgConnect
 }
 
 std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& conn,
-                                                                   const BatchRequest& request) {
+                                                                  const BatchRequest& request) {
     Attempt a;
     a.request = &request;
     a.session = conn.session_id();
@@ -341,8 +341,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             const std::string what = why[i];
             const std::string table = what == "keys" ? "build_keys" : "build_variables";
             skip(*work[i].cron, "missing_privilege",
-                 "the build copies " + what + " but the scheduler's role lacks INSERT on " +
-                     table + " or USAGE on " + table + "_id_seq",
+                 "the build copies " + what + " but the scheduler's role lacks INSERT on " + table +
+                     " or USAGE on " + table + "_id_seq",
                  false);
         }
         work = std::move(kept);
@@ -451,8 +451,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
 
     DJINN_FAILPOINT("batch.advance");
     if (adv_id.size() > 0) {
-        auto r = sql.prepared("djinn_advance", kAdvance, adv_id.str(), adv_old.str(),
-                              adv_new.str(), adv_ran.str());
+        auto r = sql.prepared("djinn_advance", kAdvance, adv_id.str(), adv_old.str(), adv_new.str(),
+                              adv_ran.str());
         if (r.affected_rows() != adv_id.size()) {
             // The rows are locked by this transaction: only something in the database (an
             // operator's trigger) can keep an advance from happening. The batch fails whole.

@@ -47,10 +47,10 @@ namespace djinn::store {
 using PlannedManifests = std::unordered_map<std::int64_t, PlannedManifest>;
 
 struct BatchRequest {
-    std::vector<std::int64_t> ids;             // this batch's candidates, oldest first
-    const PlannedManifests* plans = nullptr;   // id -> the text planned and its plan
+    std::vector<std::int64_t> ids;                       // this batch's candidates, oldest first
+    const PlannedManifests* plans = nullptr;             // id -> the text planned and its plan
     const std::vector<std::int64_t>* exclude = nullptr;  // never to be offered again this pass
-    std::int64_t next_limit = 0;               // read the next batch's candidates (0: do not)
+    std::int64_t next_limit = 0;  // read the next batch's candidates (0: do not)
     // Receives the next batch's candidates, inside the transaction, before the writes.
     std::function<void(std::vector<Candidate>)> on_next;
     bool dry_run = false;  // plan everything, write nothing (the transaction is rolled back)
@@ -70,12 +70,11 @@ class DispatchStore {
 
     // Starts a pass on `conn`: the due cursor and the first batch's candidates (at most
     // `limit`), in one short read transaction. Empty: nothing is due.
-    std::variant<std::vector<Candidate>, PgError> open_pass(PgConnection& conn,
-                                                             std::int64_t limit,
-                                                             Progress* progress);
+    std::variant<std::vector<Candidate>, PgError> open_pass(PgConnection& conn, std::int64_t limit,
+                                                            Progress* progress);
 
     std::variant<BatchOutcome, PgError> dispatch_batch(PgConnection& conn,
-                                                        const BatchRequest& request);
+                                                       const BatchRequest& request);
 
   private:
     struct Attempt;

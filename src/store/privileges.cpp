@@ -77,16 +77,16 @@ std::variant<Privileges, PgError> PrivilegeCheck::run(PgConnection& conn) {
         for (const Need& n : kNeeds) {
             const bool table = std::string_view(n.kind) == "table";
             const std::string fn = table ? "has_table_privilege" : "has_sequence_privilege";
-            const bool ok = tx.exec_params1("SELECT pg_catalog." + fn + "($1, $2)",
-                                            std::string("public.") + n.name,
-                                            std::string(n.privilege))[0]
-                                .as<bool>();
+            const bool ok =
+                tx.exec_params1("SELECT pg_catalog." + fn + "($1, $2)",
+                                std::string("public.") + n.name, std::string(n.privilege))[0]
+                    .as<bool>();
             if (ok)
                 continue;
             p.missing.push_back({std::string(n.privilege) + " on " + n.kind + " " + n.name,
                                  "GRANT " + std::string(n.privilege) + " ON " +
-                                     (table ? "TABLE" : "SEQUENCE") + " public." + n.name +
-                                     " TO " + quote_ident(role) + ";"});
+                                     (table ? "TABLE" : "SEQUENCE") + " public." + n.name + " TO " +
+                                     quote_ident(role) + ";"});
             if (n.area == Area::variables)
                 p.can_copy_variables = false;
             if (n.area == Area::keys)

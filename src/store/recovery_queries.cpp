@@ -21,9 +21,8 @@ std::variant<std::vector<PendingBuild>, PgError> RecoveryQueries::queued_cron_bu
     std::vector<PendingBuild> out;
     auto r = conn.run([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c);
-        for (const auto& row : tx.exec_params(kQueuedCronBuilds,
-                                              schedule::format_pg_timestamp(since), after_id,
-                                              limit)) {
+        for (const auto& row : tx.exec_params(
+                 kQueuedCronBuilds, schedule::format_pg_timestamp(since), after_id, limit)) {
             std::string type = row[1].as<std::string>();
             // The queue is named after the `drivers` entry: qemu builds run on qemu-x86_64.
             out.push_back({row[0].as<std::int64_t>(), type == "qemu" ? "qemu-x86_64" : type});
