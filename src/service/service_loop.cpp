@@ -168,7 +168,6 @@ void ServiceLoop::step_once() {
                 wait(options_.retry_interval);
                 return;
             }
-            last_logged_.clear();
             to(State::checking);
             set_not_ready("checking the PostgreSQL session");
             return;
@@ -186,7 +185,7 @@ void ServiceLoop::step_once() {
                 wait(options_.retry_interval);
                 return;
             }
-            last_logged_.clear();
+            last_logged_.clear();  // healthy again: the next failure is news
             to(State::competing);
             return;
         }
