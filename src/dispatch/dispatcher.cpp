@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <future>
 #include <optional>
@@ -241,14 +242,18 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         }
         for (auto id : batch.not_taken)
             exclude_id(id);  // another session's, or no longer due
-        for (auto id : batch.deferred) {
+        // Changed after it was planned: planned again from the text it has now, and offered
+        // first in the next batch; changed again by then, it stays due until the next pass.
+        std::vector<store::Candidate> again;
+        for (auto& c : batch.deferred) {
             ++report.deferred;
-            // Changed after it was planned: planned again from the sweep, once.
-            if (!deferred_once.insert(id).second) {
-                exclude_id(id);
+            if (!deferred_once.insert(c.id).second) {
+                exclude_id(c.id);
                 ++report.stayed_due;
                 log_->warn("cron {} stays due: its manifest changed twice while being dispatched",
-                           id);
+                           c.id);
+            } else {
+                again.push_back(std::move(c));
             }
         }
         for (const auto& s : batch.skipped) {
@@ -293,8 +298,12 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         stage = "planning batch " + std::to_string(report.batches + 1);
         plans = planner_.take_ahead();
         ids.clear();
+        for (const auto& c : again)
+            ids.push_back(c.id);
+        for (auto& [id, p] : planner_.plan(again))
+            plans.insert_or_assign(id, std::move(p));
         for (auto id : next_ids) {
-            if (excluded.count(id) == 0)
+            if (excluded.count(id) == 0 && std::find(ids.begin(), ids.end(), id) == ids.end())
                 ids.push_back(id);
         }
     }

@@ -80,9 +80,10 @@ struct BatchOutcome {
     std::vector<SkippedCron> skipped;
     // Offered but not locked: taken by another session (SKIP LOCKED) or no longer due.
     std::vector<std::int64_t> not_taken;
-    // Locked, but the manifest changed after it was planned: left untouched (still due), to be
-    // planned again from its new text. Nothing is parsed inside a transaction.
-    std::vector<std::int64_t> deferred;
+    // Locked, but the manifest changed after it was planned: left untouched (still due), with
+    // the text it has now, for the pipeline to plan and offer again in the next batch. Nothing
+    // is parsed inside a transaction.
+    std::vector<Candidate> deferred;
     bool isolated = false;  // the batch was redone cron by cron after a set-based failure
     std::string isolation_cause;
     TimePoint db_now;

@@ -294,7 +294,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
                 planned = &it->second;
         }
         if (planned == nullptr) {
-            out.deferred.push_back(c.id);  // changed since it was planned: untouched, still due
+            out.deferred.push_back({c.id, c.manifest});  // changed since it was planned: untouched
             continue;
         }
         if (!planned->result.plan) {

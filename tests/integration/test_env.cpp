@@ -89,6 +89,10 @@ TestDatabase::~TestDatabase() {
     }
 }
 
+std::unique_ptr<pqxx::connection> TestDatabase::new_admin_session() const {
+    return std::make_unique<pqxx::connection>(admin_conninfo(name_));
+}
+
 pqxx::connection& TestDatabase::admin() {
     if (!admin_->is_open())
         admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));

@@ -36,6 +36,8 @@ class TestDatabase {
     const std::string& name() const { return name_; }
     // A superuser session on this database, for seeding and assertions.
     pqxx::connection& admin();
+    // Another superuser session of its own (a concurrent writer, a lock holder).
+    std::unique_ptr<pqxx::connection> new_admin_session() const;
     void exec(const std::string& sql);
     std::int64_t count(const std::string& sql);  // SELECT count(*)-like scalar
     std::string scalar(const std::string& sql);
