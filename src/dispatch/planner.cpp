@@ -99,10 +99,12 @@ store::PlanResult Planner::plan_one(const std::string& text,
         p = store::PlanResult{};
         p.skip_kind = "plan_failed";
         p.skip_reason = std::string("planning the manifest failed: ") + e.what();
+        p.retry = true;
     } catch (...) {
         p = store::PlanResult{};
         p.skip_kind = "plan_failed";
-        p.skip_reason = "planning the manifest failed: unknown exception";
+        p.skip_reason = "planning the manifest failed: an exception that is not a std::exception";
+        p.retry = true;
     }
     return p;
 }

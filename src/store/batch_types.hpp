@@ -23,6 +23,9 @@ struct PlanResult {
     std::optional<manifest::BuildPlan> plan;
     std::string skip_kind;  // bad_manifest, driver_disabled, unknown_driver, plan_failed
     std::string skip_reason;
+    // The skip says nothing about the manifest (planning failed on our side: out of memory, a
+    // bug): the cron stays due and is tried again next pass instead of losing this run.
+    bool retry = false;
 };
 
 // A candidate's manifest text with its plan. A batch uses the plan only for a cron whose

@@ -197,11 +197,16 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
         } catch (const FenceLost&) {
             return PgError{PgErrorKind::fenced, "",
                            "this session does not hold the leader lock: nothing written"};
+        } catch (const std::exception& again) {
+            r = PgError{PgErrorKind::query, "", std::string("internal error: ") + again.what()};
         }
         if (!request.dry_run)
             numbers_.failed();  // an isolated batch never keeps numbers
-        if (auto* e2 = std::get_if<PgError>(&r))
+        if (auto* e2 = std::get_if<PgError>(&r)) {
+            // Both attempts failed: say why each did.
+            e2->message = cause + "; and redone cron by cron: " + e2->message;
             return *e2;
+        }
         a.outcome.isolated = true;
         a.outcome.isolation_cause = cause;
     }
@@ -298,7 +303,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             continue;
         }
         if (!planned->result.plan) {
-            skip(c, planned->result.skip_kind, planned->result.skip_reason, true);
+            skip(c, planned->result.skip_kind, planned->result.skip_reason,
+                 !planned->result.retry);
             continue;
         }
         BuildRow w;
