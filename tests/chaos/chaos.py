@@ -1416,7 +1416,7 @@ def decode_message(msg, job_id):
 
 
 PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
-                     r"LOG:  (?:statement|execute [^:]*): (.*)$")
+                     r"LOG:  ((?:statement|execute [^:]*): .*)$")
 
 
 def pg_writes():

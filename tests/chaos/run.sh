@@ -86,6 +86,7 @@ services_start
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
     local rc=$?
+    set +e  # a failed step must not cut the cleanup short (nor `(exit $rc)` end it)
     net_down
     (exit "$rc")
     services_stop
