@@ -890,6 +890,18 @@ class Chaos:
                     p["lost_msg"] = json_msg(line)
                     break
         p["stepped_down_s"] = None if lost is None else lost - t_cut
+        # The new leader's own account of when it took the lock (the database poll above is
+        # an upper bound, sampled).
+        p["acquired_s"] = None
+        if new is not None:
+            with open(self.replicas[new[1]].log_path, "r", encoding="utf-8",
+                      errors="replace") as fh:
+                for line in fh:
+                    if "leadership acquired" in line:
+                        t = log_time(line)
+                        if t is not None and t > t_cut:
+                            p["acquired_s"] = t - t_cut
+                            break
         if lost is None:
             self.violation(f"partition: replica {rep.name} did not log 'leadership lost' after "
                            f"the cut")
@@ -1253,21 +1265,24 @@ LIMIT 10""")
                   f"{NET_HOST_ADDR}; blackhole qdisc on both ends; times in s after the cut)")
             print()
             print("| t (s) | cut for (s) | leader after | server ended its session | standby "
-                  "holds the lock | standby's first dispatch (by) | partitioned leader stepped "
+                  "holds the lock (database / its log) | standby's first dispatch (by) | "
+                  "partitioned leader stepped "
                   "down (its log) | reconnected after the restore | its last commit before the "
                   "cut | its commits after the cut |")
             print("|---|---|---|---|---|---|---|---|---|---|")
             for p in self.partitions:
                 last = p.get("last_commit_s")
                 print(f"| {p['fault']['t']:.1f} | {p['hold']:.1f} | {p['fault']['after']} | "
-                      f"{fmt_s(p['ended_s'])} | {fmt_s(p['lock_s'])} | "
+                      f"{fmt_s(p['ended_s'])} | {fmt_s(p['lock_s'])} / "
+                      f"{fmt_s(p.get('acquired_s'))} | "
                       f"{fmt_s(p.get('first_dispatch_s'))} ({p.get('first_by') or '?'}) | "
                       f"{fmt_s(p['stepped_down_s'])} | {fmt_s(p['rejoin_s'])} | "
                       f"{'-' if last is None else f'{last:+.3f}s'} | "
                       f"{p.get('commits_after', '?')} |")
             print()
             for name, key in (("server ended the session", "ended_s"),
-                              ("standby holds the lock", "lock_s"),
+                              ("standby holds the lock (database, sampled)", "lock_s"),
+                              ("standby logs 'leadership acquired'", "acquired_s"),
                               ("standby's first dispatch", "first_dispatch_s"),
                               ("partitioned leader stepped down", "stepped_down_s")):
                 xs = [p[key] for p in self.partitions if p.get(key) is not None]
