@@ -818,6 +818,8 @@ class Chaos:
         offset = os.path.getsize(rep.log_path)
         p = {"name": rep.name, "role": rep.role, "old_pid": old_pid, "sessions": sessions,
              "hold": hold, "log": rep.log_path, "log_offset": offset, "fault": f}
+        pglog = os.path.join(RUNDIR, "postgres.log")
+        pglog_offset = os.path.getsize(pglog)
         t_start = time.time()
         self.cut_active = True
         net.cut(NETNS, NET_HOST_IF, NET_NS_IF)
@@ -850,9 +852,24 @@ class Chaos:
         self.cut_active = False
         t_restore = time.time()
         p["restore"] = t_restore
-        p["ended_s"] = ended
+        p["ended_poll_s"] = ended
         p["lock_s"] = lock
         p["new"] = new
+        # The server's own account: it logs why and when it ended the session (the poll above
+        # is an upper bound, sampled).
+        p["ended_how"] = None
+        with open(pglog, "r", encoding="utf-8", errors="replace") as fh:
+            fh.seek(pglog_offset)
+            for line in fh:
+                m = PG_ANY.match(line)
+                if m and int(m.group(2)) == old_pid and m.group(4) == "FATAL":
+                    t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+                        tzinfo=dt.timezone.utc).timestamp()
+                    if ended is not None:
+                        ended = t - t_cut
+                    p["ended_how"] = m.group(5).replace("terminating connection due to ", "")
+                    break
+        p["ended_s"] = ended
         if ended is None:
             self.violation(f"partition: the server did not end replica {rep.name}'s session "
                            f"{old_pid} during the {hold:.1f}s cut (lock_timeout "
@@ -916,7 +933,8 @@ class Chaos:
             self.violation(f"partition: replica {rep.name}'s /metrics unreachable after the link "
                            f"came back")
         self.partitions.append(p)
-        parts = [f"server ended its session {fmt_s(ended)} after the cut",
+        parts = [f"server ended its session {fmt_s(ended)} after the cut"
+                 + (f" ({p['ended_how']})" if p["ended_how"] else ""),
                  f"it stepped down {fmt_s(p['stepped_down_s'])} after",
                  f"reconnected {fmt_s(rejoined)} after the link came back"]
         if h and h[1] == rep.name:
@@ -1273,7 +1291,8 @@ LIMIT 10""")
             for p in self.partitions:
                 last = p.get("last_commit_s")
                 print(f"| {p['fault']['t']:.1f} | {p['hold']:.1f} | {p['fault']['after']} | "
-                      f"{fmt_s(p['ended_s'])} | {fmt_s(p['lock_s'])} / "
+                      f"{fmt_s(p['ended_s'])} ({p['ended_how'] or 'not logged'}) | "
+                      f"{fmt_s(p['lock_s'])} / "
                       f"{fmt_s(p.get('acquired_s'))} | "
                       f"{fmt_s(p.get('first_dispatch_s'))} ({p.get('first_by') or '?'}) | "
                       f"{fmt_s(p['stepped_down_s'])} | {fmt_s(p['rejoin_s'])} | "

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fault-injection harness: 3 djinn-scheduler replicas against their own throwaway PostgreSQL 15
-# and Redis 7 (loopback only) while crons fall due continuously; kills, freezes and restarts the
+# and Redis 7 (loopback, and a veth pair for the partition fault) while crons fall due continuously; kills, freezes and restarts the
 # leader, PostgreSQL and Redis at seeded moments, then checks exactly-once from the database and
 # the queues. See docs/reliability.md.
 #
-#   tests/chaos/run.sh [--seed N] [--duration SECONDS] [--keep] [--bin PATH]
+#   tests/chaos/run.sh [--seed N] [--duration SECONDS] [--keep] [--bin PATH] [--faults A,B]
 #
 #   --seed N            seeds the fault schedule and the workload (default: 1)
 #   --duration SECONDS  how long to inject faults (default 120: the CI version); every fault type
@@ -13,7 +13,6 @@
 #   --keep              keep the run directory (logs of every replica, PostgreSQL, Redis)
 #   --bin PATH          the djinn-scheduler binary (default: $DJINN_SCHEDULER_BIN, else built in
 #                       build-chaos/ with cmake)
-#
 #   --faults A,B,...    only these fault types (default: all of them)
 #
 # The `partition` fault runs replica c in a network namespace of its own (tests/chaos/partition.py:
@@ -32,7 +31,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin=$2; shift 2 ;;
         --bin=*) bin=${1#--bin=}; shift ;;
-        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) args+=("$1"); shift ;;
     esac
 done
