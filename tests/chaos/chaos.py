@@ -667,9 +667,6 @@ class Chaos:
         now = time.time()
         boundary = (int(now) // INTERVAL_S + 1) * INTERVAL_S
         time.sleep(max(0.0, boundary + delay - now))
-        f["burst"] = self.burst_progress()
-        t_inject = time.time()
-        f["t"] = t_inject - T0
         if kind == "partition":
             now_holder = self.lock_holder()
             if now_holder != (old_pid, PART_REPLICA):
@@ -677,6 +674,9 @@ class Chaos:
                                f"{old_pid}) to {now_holder} before the cut, with no fault "
                                f"injected")
                 return
+        f["burst"] = self.burst_progress()
+        t_inject = time.time()
+        f["t"] = t_inject - T0
 
         if kind == "kill9":
             restart_after = rng.uniform(1.0, 4.0)
