@@ -16,7 +16,6 @@ what it committed, and the expected build count of a cron is its number of chaos
 """
 
 import argparse
-import bisect
 import datetime as dt
 import json
 import os
@@ -1188,9 +1187,8 @@ LIMIT 10""")
         partitioned replica from the cut until it was seen back as a standby (its old backend
         is gone by then: checked during the cut), no write statement of it reached the server
         while the link was cut; and the time from the cut to the standby's first committed
-        build. Who wrote a
-        build comes from the statement log (pg_build_writers), when it committed from its commit
-        timestamp (track_commit_timestamp)."""
+        build. Who wrote a build comes from the statement log (pg_build_writers), when it
+        committed from its commit timestamp (track_commit_timestamp)."""
         if not self.partitions:
             return
         v = self.violations
