@@ -340,7 +340,7 @@ TEST(ManifestTest, BadShapesAreParseErrors) {
          "line 2, column 8: map merge requires map or sequence of maps as the value"},
         {"namespace: !!binary aGVsbG8=\n",
          "line 1, column 12: namespace: !!binary values are not supported"},
-        {"driver: \xff\n", "line 1, column 9: invalid UTF-8"},
+        {"driver: \xff\n", "line 1, column 9: invalid leading UTF-8 octet"},
         {"driver: a\x01\n", "line 1, column 10: control characters are not allowed"},
     };
     for (const auto& c : cases) {
@@ -360,7 +360,7 @@ TEST(ManifestTest, InvalidYamlReportsLineAndColumn) {
 
 TEST(ManifestTest, SelfContainingAnchorsAndDeepNestingAreErrorsNotCrashes) {
     EXPECT_EQ(parse_error("x: &a {<<: *a}\njobs: [*a]\n"),
-              "line 1, column 4: anchor value contains itself");
+              "line 1, column 4: anchor 'a' value contains itself");
     EXPECT_EQ(parse_error("&a [*a]\n"),
               "line 1, column 1: the manifest must be a mapping, not a list");
     const std::string deep = "jobs: " + std::string(100000, '[') + std::string(100000, ']');
