@@ -334,7 +334,37 @@ std::string outcome(const std::variant<Manifest, ParseError>& parsed) {
 }
 
 // Manifests whose outcome differs on purpose, with the documented_difference() they must show.
-const std::map<std::string, std::string> kIntended = {};
+const std::string kDiff = "tests/fuzz/corpus/manifest_diff/";
+const std::map<std::string, std::string> kIntended = {
+    // yaml.v2: an alias is never a merge key, `*k` (k: `<<`) is the key "<<" (here with a
+    // mapping value: a type error); yaml-cpp merged it.
+    {kDiff + "intended-alias-key.yml", "alias-key"},
+    // yaml.v2: `<<: *list` is "map merge requires map or sequence of maps"; yaml-cpp merged the
+    // list's mappings.
+    {kDiff + "intended-merge-of-alias-to-list.yml", "merge-of-non-mapping"},
+    // yaml.v2: `objects: Null` reaches Passthrough.UnmarshalYAML, which keeps the entries of the
+    // earlier `objects` key; yaml-cpp cleared them.
+    {kDiff + "intended-null-spelling-keeps-objects.yml", "null-spelling"},
+    // yaml.v2: a quoted "null" is null to decoder.prepare, so Source.UnmarshalYAML is skipped and
+    // the string cannot go into the struct: a type error; yaml-cpp made a source "null".
+    {kDiff + "intended-quoted-null-source.yml", "null-into-struct"},
+    // yaml.v2 resolves explicitly tagged scalars and fails on a mismatch; yaml-cpp ignored tags.
+    {kDiff + "intended-tag-int-not-a-number.yml", "tag-resolution"},
+    {kDiff + "intended-tag-null-with-text.yml", "tag-resolution"},
+    {kDiff + "intended-tag-timestamp-bad-date.yml", "tag-resolution"},
+    {kDiff + "intended-tag-int-octal-08.yml", "tag-resolution"},  // 08 is a float to Go
+    // yaml.v2's scanner (an older libyaml) refuses `%YAML 1.2` and the `\\/` escape, and reads a
+    // `,` after a tag in a flow collection as part of the tag (refused here, see yaml_tree.cpp).
+    {kDiff + "intended-yaml-1.2-directive.yml", "libyaml-vs-port"},
+    {kDiff + "intended-slash-escape.yml", "libyaml-vs-port"},
+    {kDiff + "intended-tag-before-comma.yml", "libyaml-vs-port"},
+    // libyaml 0.2.5 rejects `\\'` in double quotes (yaml.v2 reads a quote, as yaml-cpp does):
+    // one of the few inputs Djinn reads and this decoder refuses.
+    {kDiff + "intended-double-quoted-escaped-quote.yml", "parser"},
+    // A control character 600 bytes into a second document: yaml.v2 never reads that far, the
+    // yaml-cpp decoder checked the whole text first.
+    {kDiff + "intended-control-char-after-first-document.yml", "reader"},
+};
 
 TEST(ManifestEquivalenceTest, BothDecodersGiveTheSamePlanForEveryKnownManifest) {
     const std::vector<Case> cases = all_manifests();
@@ -360,8 +390,9 @@ TEST(ManifestEquivalenceTest, BothDecodersGiveTheSamePlanForEveryKnownManifest) 
             << testing::documented_difference(c.text, traced.rules);
     }
     EXPECT_EQ(seen_intended.size(), kIntended.size()) << "an intended difference names no case";
-    // Fixtures 2, corpora 13 + 13, demo.sql 7, seed.sql 2, raw strings, hostile and literals.
-    EXPECT_GE(compared, 120u);
+    // 153 when written: fixtures, both corpora, demo.sql, seed.sql, raw strings of the bench
+    // and the unit tests, the hostile-data manifests and the literals above.
+    EXPECT_GE(compared, 150u);
     std::printf("[ compared ] %zu manifests, %zu intended differences\n", compared,
                 kIntended.size());
 }

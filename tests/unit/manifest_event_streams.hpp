@@ -25,9 +25,11 @@ bool same_outcome(const std::variant<Manifest, ParseError>& a,
                   const std::variant<Manifest, ParseError>& b);
 
 // Why the libyaml decoder (traced) and the yaml-cpp reference may disagree on `yaml` by
-// design: "parser" when the two YAML parsers read different events (libyaml, i.e. yaml.v2, is
-// the reference there), else the names of the detail::Rule bits the decode applied; "" when
-// nothing explains it (a bug).
+// design: "reader" when the text has invalid UTF-8 or a control character somewhere (the
+// reference refuses it wherever it is, libyaml only where yaml.v2's reader gets to: not past
+// 512 bytes after the first document); "parser" when the two YAML parsers read different
+// events (libyaml, i.e. yaml.v2, is the reference there); else the names of the detail::Rule
+// bits the decode applied; "" when nothing explains it (a bug).
 std::string documented_difference(std::string_view yaml, std::uint32_t rules);
 
 // "outcome: manifest summary" or "ParseError: reason", for failure messages.
