@@ -138,6 +138,19 @@ void BM_ParseAndPlanYamlCpp(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseAndPlanYamlCpp);
 
+// A fixed number of iterations, for instruction counts that do not depend on this machine's
+// load (BENCHMARKS.md): valgrind --tool=callgrind --toggle-collect='*ParseAndPlanCounted*'
+// djinn_micro_bench --benchmark_filter='ParseAndPlanCounted', then Ir / 200.
+void BM_ParseAndPlanCounted(benchmark::State& state) {
+    BM_ParseAndPlan(state);
+}
+BENCHMARK(BM_ParseAndPlanCounted)->Iterations(200);
+
+void BM_ParseAndPlanYamlCppCounted(benchmark::State& state) {
+    BM_ParseAndPlanYamlCpp(state);
+}
+BENCHMARK(BM_ParseAndPlanYamlCppCounted)->Iterations(200);
+
 void BM_GobPayload(benchmark::State& state) {
     std::int64_t id = state.range(0);
     for (auto _ : state) {

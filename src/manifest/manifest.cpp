@@ -72,6 +72,45 @@ struct DecodeFailure {
     std::string reason;
 };
 
+// Where a value is in the manifest ("jobs[0].commands[1]"), built on the stack as the decoder
+// descends and rendered only for an error message.
+class Path {
+  public:
+    static Path root(std::string_view name) { return Path(nullptr, Step::field, name, 0); }
+    Path field(std::string_view name) const { return Path(this, Step::field, name, 0); }
+    Path item(std::size_t index) const { return Path(this, Step::item, {}, index); }
+    Path key() const { return Path(this, Step::key, {}, 0); }
+
+    std::string str() const {
+        std::string out = parent_ != nullptr ? parent_->str() : std::string();
+        switch (step_) {
+            case Step::field:
+                if (!out.empty()) {
+                    out += '.';
+                }
+                out += name_;
+                break;
+            case Step::item:
+                out += "[" + std::to_string(index_) + "]";
+                break;
+            case Step::key:
+                out += " key";
+                break;
+        }
+        return out;
+    }
+
+  private:
+    enum class Step { field, item, key };
+    Path(const Path* parent, Step step, std::string_view name, std::size_t index)
+        : parent_(parent), step_(step), name_(name), index_(index) {}
+
+    const Path* parent_;
+    Step step_;
+    std::string_view name_;
+    std::size_t index_;
+};
+
 std::string where(const YamlTree::Node& n) {
     return "line " + std::to_string(n.line + 1) + ", column " + std::to_string(n.column + 1) + ": ";
 }
@@ -481,8 +520,7 @@ class PassthroughBuilder {
 
 class Decoder {
   public:
-    Decoder(const YamlTree& tree, std::uint32_t& rules)
-        : t_(tree), rules_(rules), active_alias_(tree.size(), 0) {}
+    Decoder(const YamlTree& tree, std::uint32_t& rules) : t_(tree), rules_(rules) {}
 
     // decoder.unmarshal(document) into *Manifest; `text_document`: Manifest.UnmarshalText is
     // available (the Decode of the stored text), not for the re-decode of a scalar document.
@@ -530,6 +568,9 @@ class Decoder {
     // decoder.alias: expand `alias` with `decode(target)`.
     template <typename Decode>
     void alias(NodeId alias, Decode&& decode) {
+        if (active_alias_.empty()) {
+            active_alias_.resize(t_.size(), 0);
+        }
         if (active_alias_[alias] != 0) {
             rules_ |= detail::kAliasCycle;
             throw DecodeFailure{where(node(node(alias).target)) + "anchor '" +
@@ -542,8 +583,8 @@ class Decoder {
         active_alias_[alias] = 0;
     }
 
-    [[noreturn]] void mismatch(NodeId id, const std::string& path, const char* wanted) const {
-        throw DecodeFailure{where(node(id)) + path + " must be " + wanted + ", not " +
+    [[noreturn]] void mismatch(NodeId id, const Path& path, const char* wanted) const {
+        throw DecodeFailure{where(node(id)) + path.str() + " must be " + wanted + ", not " +
                             kind_name(node(id).kind)};
     }
 
@@ -566,7 +607,7 @@ class Decoder {
 
     // decoder.scalar's resolution: true when the scalar is null (the zero value is set), false
     // when it has a value; throws where resolve() fails.
-    bool resolves_to_null(NodeId id, const std::string& path) {
+    bool resolves_to_null(NodeId id, const Path& path) {
         const YamlTree::Node& n = node(id);
         const std::string_view v = t_.value(id);
         switch (n.tag) {
@@ -577,7 +618,7 @@ class Decoder {
             case Tag::other:
                 return false;  // str, or a tag resolve() leaves alone
             case Tag::binary:
-                throw DecodeFailure{where(n) + path + ": !!binary values are not supported"};
+                throw DecodeFailure{where(n) + path.str() + ": !!binary values are not supported"};
             default:
                 break;
         }
@@ -585,33 +626,32 @@ class Decoder {
         const Tag resolved = resolved_tag(n.tag, v);
         if (resolved != n.tag && !(n.tag == Tag::floating && resolved == Tag::integer)) {
             std::string shown(v.substr(0, 64));
-            throw DecodeFailure{where(n) + path + ": cannot decode " + tag_name(resolved) + " `" +
-                                shown + "` as a " + tag_name(n.tag)};
+            throw DecodeFailure{where(n) + path.str() + ": cannot decode " + tag_name(resolved) +
+                                " `" + shown + "` as a " + tag_name(n.tag)};
         }
         return resolved == Tag::null;
     }
 
-    // unmarshal into a Go string.
-    void string(NodeId id, const std::string& path, std::string& out) {
+    // unmarshal into a Go string: the text (a view into the tree), "" for null.
+    std::string_view text(NodeId id, const Path& path) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
-            alias(id, [&](NodeId target) { string(target, path, out); });
-            return;
+            std::string_view out;
+            alias(id, [&](NodeId target) { out = text(target, path); });
+            return out;
         }
         if (n.kind != Kind::scalar) {
             mismatch(id, path, "a string");
         }
-        if (resolves_to_null(id, path)) {
-            out.clear();
-        } else {
-            out.assign(t_.value(id));
-        }
+        return resolves_to_null(id, path) ? std::string_view() : t_.value(id);
     }
+
+    void string(NodeId id, const Path& path, std::string& out) { out.assign(text(id, path)); }
 
     // The scalar case of a list, map or struct target: null sets the zero value (returns
     // true), anything else is a type error.
-    bool scalar_is_null(NodeId id, const std::string& path, const char* wanted) {
+    bool scalar_is_null(NodeId id, const Path& path, const char* wanted) {
         if (resolves_to_null(id, path)) {
             return true;
         }
@@ -619,7 +659,7 @@ class Decoder {
     }
 
     // unmarshal into []string (replaced).
-    void string_list(NodeId id, const std::string& path, std::vector<std::string>& out) {
+    void string_list(NodeId id, const Path& path, std::vector<std::string>& out) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -637,7 +677,7 @@ class Decoder {
         std::vector<std::string> items(n.child_count);
         std::size_t i = 0;
         for (NodeId c = n.first_child; c != YamlTree::kNone; c = node(c).next_sibling, ++i) {
-            string(c, path + "[" + std::to_string(i) + "]", items[i]);
+            string(c, path.item(i), items[i]);
         }
         out = std::move(items);
     }
@@ -705,7 +745,7 @@ class Decoder {
     }
 
     // decoder.mapping into map[string]string (merged into).
-    void string_map(NodeId id, const std::string& path, std::map<std::string, std::string>& out) {
+    void string_map(NodeId id, const Path& path, std::map<std::string, std::string>& out) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -725,11 +765,8 @@ class Decoder {
             if (is_merge_key(k)) {
                 merge(v, [&](NodeId m) { string_map(m, path, out); });
             } else {
-                std::string key;
-                string(k, path + " key", key);
-                std::string value;
-                string(v, path + "." + key, value);
-                out[key] = std::move(value);
+                const std::string_view key = text(k, path.key());
+                out[std::string(key)] = std::string(text(v, path.field(key)));
             }
             k = node(v).next_sibling;
         }
@@ -738,16 +775,14 @@ class Decoder {
     // mappingStruct: each pair in order, merge keys expanded; `field(key, value)` decodes a
     // known field (unknown ones are never decoded).
     template <typename Field>
-    void struct_fields(NodeId id, const std::string& path, Field&& field) {
+    void struct_fields(NodeId id, const Path& path, Field&& field) {
         const YamlTree::Node& n = node(id);
         for (NodeId k = n.first_child; k != YamlTree::kNone;) {
             const NodeId v = node(k).next_sibling;
             if (is_merge_key(k)) {
                 merge(v, [&](NodeId m) { struct_value(m, path, field); });
             } else {
-                std::string key;
-                string(k, path + " key", key);
-                field(key, v);
+                field(text(k, path.key()), v);
             }
             k = node(v).next_sibling;
         }
@@ -756,7 +791,7 @@ class Decoder {
     // unmarshal of a struct without unmarshalers (Job, and what a merge applies): a mapping
     // sets fields, null leaves the zero value to the caller (returns true).
     template <typename Field>
-    bool struct_value(NodeId id, const std::string& path, Field& field) {
+    bool struct_value(NodeId id, const Path& path, Field& field) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -777,7 +812,7 @@ class Decoder {
     // A scalar that decoder.prepare takes for null where a type with UnmarshalYAML is expected:
     // decoded into the struct itself, where only a null resolves (`"null"` or `"~"` quoted is a
     // type error). Returns true for the zero value.
-    void null_into_struct(NodeId id, const std::string& path, const char* wanted) {
+    void null_into_struct(NodeId id, const Path& path, const char* wanted) {
         if (!resolves_to_null(id, path)) {
             rules_ |= detail::kNullIntoStruct;
             mismatch(id, path, wanted);
@@ -785,7 +820,7 @@ class Decoder {
     }
 
     // unmarshal into runner.Passthrough (its UnmarshalYAML adds "src => dst" entries).
-    void passthrough(NodeId id, const std::string& path, PassthroughBuilder& out) {
+    void passthrough(NodeId id, const Path& path, PassthroughBuilder& out) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -819,7 +854,7 @@ class Decoder {
     // manifest.Source.UnmarshalYAML, including its quirks: the url ends at the first ' ';
     // every ' ' after it is deleted (so "main => src dir" gives ref "main", dir "srcdir");
     // the ref stays empty when absent.
-    void source(NodeId id, const std::string& path, Source& s) {
+    void source(NodeId id, const Path& path, Source& s) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -859,7 +894,7 @@ class Decoder {
 
     // unmarshal into []Source or []Job (replaced); `item` decodes one element into a zero one.
     template <typename T, typename Item>
-    void list(NodeId id, const std::string& path, std::vector<T>& out, Item&& item) {
+    void list(NodeId id, const Path& path, std::vector<T>& out, Item&& item) {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::alias) {
@@ -877,22 +912,22 @@ class Decoder {
         std::vector<T> items(n.child_count);
         std::size_t i = 0;
         for (NodeId c = n.first_child; c != YamlTree::kNone; c = node(c).next_sibling, ++i) {
-            item(c, path + "[" + std::to_string(i) + "]", items[i]);
+            item(c, path.item(i), items[i]);
         }
         out = std::move(items);
     }
 
-    void job(NodeId id, const std::string& path, Job& j) {
-        auto field = [&](const std::string& key, NodeId value) {
+    void job(NodeId id, const Path& path, Job& j) {
+        PassthroughBuilder artifacts(j.artifacts);  // one index for all `artifacts` keys
+        auto field = [&](std::string_view key, NodeId value) {
             if (key == "stage") {
-                string(value, path + ".stage", j.stage);
+                string(value, path.field("stage"), j.stage);
             } else if (key == "name") {
-                string(value, path + ".name", j.name);
+                string(value, path.field("name"), j.name);
             } else if (key == "commands") {
-                string_list(value, path + ".commands", j.commands);
+                string_list(value, path.field("commands"), j.commands);
             } else if (key == "artifacts") {
-                PassthroughBuilder artifacts(j.artifacts);
-                passthrough(value, path + ".artifacts", artifacts);
+                passthrough(value, path.field("artifacts"), artifacts);
             }
         };
         if (struct_value(id, path, field)) {
@@ -905,7 +940,7 @@ class Decoder {
         step();
         const YamlTree::Node& n = node(id);
         if (n.kind == Kind::scalar) {
-            if (resolves_to_null(id, "manifest")) {
+            if (resolves_to_null(id, Path::root("manifest"))) {
                 return;
             }
             if (!text_document) {
@@ -921,31 +956,29 @@ class Decoder {
                                 kind_name(n.kind)};
         }
         PassthroughBuilder objects(m.objects);
-        auto field = [&](const std::string& key, NodeId value) {
+        auto field = [&](std::string_view key, NodeId value) {
             if (key == "namespace") {
-                string(value, "namespace", m.namespace_path);
+                string(value, Path::root("namespace"), m.namespace_path);
             } else if (key == "driver") {
-                string_map(value, "driver", driver);
+                string_map(value, Path::root("driver"), driver);
             } else if (key == "env") {
-                string_list(value, "env", m.env);
+                string_list(value, Path::root("env"), m.env);
             } else if (key == "objects") {
-                passthrough(value, "objects", objects);
+                passthrough(value, Path::root("objects"), objects);
             } else if (key == "sources") {
-                list(value, "sources", m.sources,
-                     [&](NodeId item, const std::string& path, Source& s) {
-                         source(item, path, s);
-                     });
+                list(value, Path::root("sources"), m.sources,
+                     [&](NodeId item, const Path& path, Source& s) { source(item, path, s); });
             } else if (key == "stages") {
-                string_list(value, "stages", m.stages);
+                string_list(value, Path::root("stages"), m.stages);
             } else if (key == "allow_failures") {
-                string_list(value, "allow_failures", m.allow_failures);
+                string_list(value, Path::root("allow_failures"), m.allow_failures);
             } else if (key == "jobs") {
-                list(value, "jobs", m.jobs,
-                     [&](NodeId item, const std::string& path, Job& j) { job(item, path, j); });
+                list(value, Path::root("jobs"), m.jobs,
+                     [&](NodeId item, const Path& path, Job& j) { job(item, path, j); });
             }
             // Other keys: yaml.v2 ignores fields the struct does not have.
         };
-        struct_fields(id, "manifest", field);
+        struct_fields(id, Path::root("manifest"), field);
     }
 
   public:

@@ -86,26 +86,49 @@ std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size
     return {line, column};
 }
 
-// Byte offset of a libyaml mark's character index (0.2.5 counts characters, after a BOM).
-// Only for UTF-8 input; returns npos otherwise or past the end.
-std::size_t byte_offset(std::string_view text, std::size_t char_index) {
-    std::size_t i = 0;
-    if (text.substr(0, 3) == "\xEF\xBB\xBF") {
-        i = 3;
-    } else if (text.size() >= 2 && (static_cast<unsigned char>(text[0]) == 0xFE ||
-                                    static_cast<unsigned char>(text[0]) == 0xFF)) {
-        return std::string_view::npos;  // UTF-16: the checks below do not apply
-    }
-    for (std::size_t chars = 0; i < text.size(); ++i) {
-        if ((static_cast<unsigned char>(text[i]) & 0xC0u) != 0x80u) {
-            if (chars == char_index) {
-                return i;
-            }
-            ++chars;
+// Byte offsets of libyaml marks' character indexes (0.2.5 counts characters, after a BOM), for
+// UTF-8 input. Marks are asked for in (nearly) increasing order, so the walk resumes where the
+// last one stopped: linear over a document, however many marks.
+class ByteOffsets {
+  public:
+    explicit ByteOffsets(std::string_view text) : text_(text) {
+        if (text.substr(0, 3) == "\xEF\xBB\xBF") {
+            start_ = 3;
+        } else if (!text.empty() && (static_cast<unsigned char>(text[0]) == 0xFE ||
+                                     static_cast<unsigned char>(text[0]) == 0xFF)) {
+            utf16_ = true;  // UTF-16: the checks that need offsets do not apply
         }
+        byte_ = start_;
     }
-    return std::string_view::npos;
-}
+
+    // npos for UTF-16 input or an index past the end.
+    std::size_t of(std::size_t char_index) {
+        if (utf16_) {
+            return std::string_view::npos;
+        }
+        if (char_index < chars_) {
+            chars_ = 0;
+            byte_ = start_;
+        }
+        while (byte_ < text_.size()) {
+            if ((static_cast<unsigned char>(text_[byte_]) & 0xC0u) != 0x80u) {
+                if (chars_ == char_index) {
+                    return byte_;
+                }
+                ++chars_;
+            }
+            ++byte_;
+        }
+        return std::string_view::npos;
+    }
+
+  private:
+    std::string_view text_;
+    std::size_t start_ = 0;
+    bool utf16_ = false;
+    std::size_t chars_ = 0;  // characters before byte_ (byte_ at a character's first byte)
+    std::size_t byte_ = 0;
+};
 
 YamlTree::Tag classify_tag(const yaml_char_t* tag) {
     if (tag == nullptr) {
@@ -202,8 +225,11 @@ std::string describe_error(const yaml_parser_t& p, std::string_view text) {
 class YamlTreeBuilder {
   public:
     explicit YamlTreeBuilder(std::string_view text)
-        : text_(text), has_slash_escape_(text.find("\\/") != std::string_view::npos) {
-        tree_.nodes_.reserve(text.size() / 12 + 8);
+        : text_(text),
+          has_slash_escape_(text.find("\\/") != std::string_view::npos),
+          offsets_(text) {
+        tree_.nodes_.reserve(text.size() / 8 + 8);
+        open_.reserve(16);
         tree_.text_.reserve(text.size());
     }
 
@@ -310,7 +336,7 @@ class YamlTreeBuilder {
                                   true};
             }
             if (s.tag != nullptr && value.empty()) {
-                const std::size_t end = byte_offset(text_, e.end_mark.index);
+                const std::size_t end = offsets_.of(e.end_mark.index);
                 if (end != std::string_view::npos && text_[end] == ',') {
                     throw LoadFailure{at(e.start_mark) +
                                           "a tag directly followed by ',' is read differently by "
@@ -332,8 +358,8 @@ class YamlTreeBuilder {
 
     // yaml.v2 knows no `\/` escape (libyaml 0.2.5 does): find one in the scalar's source.
     void check_slash_escape(const yaml_event_t& e) {
-        const std::size_t begin = byte_offset(text_, e.start_mark.index);
-        const std::size_t end = byte_offset(text_, e.end_mark.index);
+        const std::size_t begin = offsets_.of(e.start_mark.index);
+        const std::size_t end = offsets_.of(e.end_mark.index);
         if (begin == std::string_view::npos) {
             return;
         }
@@ -379,6 +405,7 @@ class YamlTreeBuilder {
 
     std::string_view text_;
     bool has_slash_escape_;
+    ByteOffsets offsets_;
     YamlTree tree_;
     std::vector<Open> open_;
     std::unordered_map<std::string, YamlTree::NodeId> anchors_;

@@ -49,8 +49,9 @@ bool same_plan(const std::variant<BuildPlan, Skip>& a, const std::variant<BuildP
 
 // Disagreements excused, per documented reason; printed at exit (the fuzz figures).
 std::map<std::string, long>& excused() {
-    static std::map<std::string, long> counts;
-    return counts;
+    // Never destroyed: print_excused() runs from atexit, after static destructors may have run.
+    static auto* counts = new std::map<std::string, long>;
+    return *counts;
 }
 
 void print_excused() {
