@@ -10,7 +10,8 @@
 // `%YAML 1.2` directive is refused, nesting is bounded (at 1000; the port stops at 10000), and
 // three spellings that 0.2.5 reads differently from the port are refused: `?` inside a plain
 // scalar in a flow collection, a tag directly followed by `,` in a flow collection, and the
-// escape `\/` in a double-quoted scalar.
+// escape `\/` in a double-quoted scalar; and U+FEFF anywhere but at the start, which the port
+// misreads.
 //
 // Thread safety: a YamlTree is immutable once loaded; load() shares nothing between calls.
 // Failure: load() never throws for bad input (std::bad_alloc aside); every libyaml error and

@@ -464,6 +464,19 @@ TEST(ManifestTest, LibyamlReadsAsTheYaml2Port) {
     const std::string second = "driver: {type: os}\n---\n";
     parse_error(second + std::string(100, 'x') + "\x01\n");
     EXPECT_EQ(parse_ok(second + std::string(600, 'x') + "\x01\n").driver_value("type"), "os");
+    // A leading byte order mark is fine; another U+FEFF is refused (yaml.v2 would drop the
+    // first character of following lines: here it read "ksp" as "sp").
+    EXPECT_EQ(parse_ok("\xEF\xBB\xBF"
+                       "driver: {type: os}\n")
+                  .driver_value("type"),
+              "os");
+    EXPECT_EQ(parse_error("\xEF\xBB\xBF\xEF\xBB\xBF"
+                          "driver:\n  a: b\nksp\nkspace: x\n"),
+              "line 1, column 1: U+FEFF (a byte order mark) inside the text is misread by "
+              "yaml.v2; remove it");
+    parse_error(
+        "driver: {type: os, image: \"a\xEF\xBB\xBF"
+        "b\"}\n");
     // Nesting: 1000 levels under an ignored key are read, 1001 are refused.
     const auto nested = [](int n) {
         return "foo: " + std::string(static_cast<std::size_t>(n), '[') +
