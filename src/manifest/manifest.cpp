@@ -625,7 +625,10 @@ class Decoder {
         rules_ |= detail::kTagResolution;
         const Tag resolved = resolved_tag(n.tag, v);
         if (resolved != n.tag && !(n.tag == Tag::floating && resolved == Tag::integer)) {
-            std::string shown(v.substr(0, 64));
+            std::string shown(v.substr(0, 64));  // one line: the reason goes to the log
+            std::replace_if(
+                shown.begin(), shown.end(),
+                [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
             throw DecodeFailure{where(n) + path.str() + ": cannot decode " + tag_name(resolved) +
                                 " `" + shown + "` as a " + tag_name(n.tag)};
         }

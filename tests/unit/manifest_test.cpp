@@ -431,6 +431,7 @@ TEST(ManifestTest, Yaml2ResolvesExplicitTags) {
             EXPECT_EQ(parse_ok(yaml).namespace_path, c.text) << yaml;
         }
     }
+    parse_error("namespace: !!int \"a\\nb\"\n");  // the reason stays one line (parse_error checks)
     EXPECT_EQ(parse_error("namespace: !!int twelve\n"),
               "line 1, column 12: namespace: cannot decode !!str `twelve` as a !!int");
 }
