@@ -88,7 +88,7 @@ class Path {
                 if (!out.empty()) {
                     out += '.';
                 }
-                out += name_;
+                append_name(out);
                 break;
             case Step::item:
                 out += "[" + std::to_string(index_) + "]";
@@ -102,6 +102,23 @@ class Path {
 
   private:
     enum class Step { field, item, key };
+
+    // A key from the document, kept to one line and 64 bytes (whole UTF-8 characters): the
+    // reason goes to the log.
+    void append_name(std::string& out) const {
+        std::size_t n = std::min<std::size_t>(name_.size(), 64);
+        while (n < name_.size() && n > 0 &&
+               (static_cast<unsigned char>(name_[n]) & 0xC0u) == 0x80u) {
+            --n;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const char c = name_[i];
+            out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+        }
+        if (n < name_.size()) {
+            out += "...";
+        }
+    }
     Path(const Path* parent, Step step, std::string_view name, std::size_t index)
         : parent_(parent), step_(step), name_(name), index_(index) {}
 

@@ -432,6 +432,11 @@ TEST(ManifestTest, Yaml2ResolvesExplicitTags) {
         }
     }
     parse_error("namespace: !!int \"a\\nb\"\n");  // the reason stays one line (parse_error checks)
+    EXPECT_EQ(parse_error("driver: {\"a\\nb\": [x]}\n"),
+              "line 1, column 18: driver.a b must be a string, not a list");
+    EXPECT_EQ(parse_error("driver: {" + std::string(100, 'k') + ": [x]}\n"),
+              "line 1, column " + std::to_string(9 + 100 + 3) + ": driver." + std::string(64, 'k') +
+                  "... must be a string, not a list");
     EXPECT_EQ(parse_error("namespace: !!int twelve\n"),
               "line 1, column 12: namespace: cannot decode !!str `twelve` as a !!int");
 }
