@@ -42,6 +42,7 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 \
       libyaml-cpp0.7 \
+      libyaml-0-2 \
       libspdlog1.10 \
       libfmt9 \
       libssl3 \
