@@ -2,15 +2,17 @@
 # Runs every test of djinn-scheduler on this machine. Stages (default: all, in this order):
 #   build        build everything with warnings as errors, under AddressSanitizer +
 #                UndefinedBehaviorSanitizer (DJINN_SANITIZE=OFF for a plain build)
-#   unit         the unit tests
+#   unit         the unit tests (with the layering probes: an include across modules fails)
+#   lint         clang-format (no diff) and clang-tidy over src/ (.clang-tidy), scripts/lint.sh
 #   integration  the integration tests against a throwaway PostgreSQL 15 and Redis 7 on loopback
 #                (scripts/lib/services.sh), through the sanitized binary
 #   chaos        the fault-injection harness, short version (tests/chaos/run.sh, ~2 min): 3
 #                replicas of the sanitized binary, every fault type, exactly-once checked
 #   fuzz         the libFuzzer targets, 30 s each (tests/fuzz/run.sh)
 #   tsan         ThreadSanitizer (scripts/tsan.sh): the unit tests, and the integration tests that
-#                run the pipelined dispatch (parse-ahead and enqueue threads) in the test process
-#                and in the scheduler binaries they start (DJINN_TSAN_FILTER overrides the set)
+#                run the pass pipeline (planner and enqueue threads) and the service loop in the
+#                test process and in the scheduler binaries they start (DJINN_TSAN_FILTER
+#                overrides the set)
 #   packaging    Helm chart, kustomize, systemd, SysVinit, shellcheck (scripts/check-packaging.sh)
 #   image        the container image from the Dockerfile (its build stage compiles without
 #                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
@@ -21,7 +23,7 @@ cd "$root"
 jobs=$(nproc)
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-    stages=(build unit integration chaos fuzz tsan packaging image)
+    stages=(build unit lint integration chaos fuzz tsan packaging image)
 fi
 want() {
     local s
@@ -45,10 +47,12 @@ section() { printf '\n=== %s\n' "$*"; }
 if want build || want unit || want integration; then
     if [ "$sanitize" = ON ]; then
         section "build (warnings as errors, ASan + UBSan)"
-        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON \
+            -DDJINN_FAILPOINTS=ON
     else
         section "build (warnings as errors)"
-        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDJINN_SANITIZE=OFF
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDJINN_SANITIZE=OFF \
+            -DDJINN_FAILPOINTS=ON
     fi
 fi
 # Sanitizer findings fail the run.
@@ -59,6 +63,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if want unit; then
     section "unit tests"
     ctest --test-dir "$build_dir" -L unit --output-on-failure -j"$jobs"
+fi
+
+if want lint; then
+    section "lint (clang-format, clang-tidy)"
+    "$root/scripts/lint.sh"
 fi
 
 services_needed=0
@@ -87,8 +96,8 @@ if want fuzz; then
 fi
 
 if want tsan; then
-    section "ThreadSanitizer (unit tests; integration: DispatchLookahead, CorePass, Fleet)"
-    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-DispatchLookahead|CorePass|Fleet} \
+    section "ThreadSanitizer (unit tests; integration: the store, the pass, the fleet, the service loop)"
+    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-'DispatchStore|CorePass|Fleet|Service\.(Concurrent|ALeader|RedisDown|Sigterm|Plan)|ServiceFaults.*/0'} \
         "$root/scripts/tsan.sh" unit integration
 fi
 

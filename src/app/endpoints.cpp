@@ -30,7 +30,12 @@ store::SessionOptions session_options(const config::Config& c) {
     store::SessionOptions o;
     o.idle_session_timeout = c.leader.lock_timeout;
     o.idle_in_transaction_timeout = c.leader.lock_timeout;
-    o.tcp_user_timeout = c.leader.lock_timeout;
+    // A leader must notice a dead network before the server can give its lock away: its next
+    // heartbeat comes within lock_timeout/4 (a Redis ping of at most lock_timeout/8 may come
+    // first) and hangs at most tcp_user_timeout, so it steps down within 7/8 of lock_timeout,
+    // before any standby can lead (the server ends the silent session at lock_timeout).
+    o.tcp_user_timeout = std::max<std::chrono::milliseconds>(c.leader.lock_timeout / 2,
+                                                             std::chrono::milliseconds(500));
     o.statement_timeout = c.database.statement_timeout;
     return o;
 }

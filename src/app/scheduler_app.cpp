@@ -162,7 +162,7 @@ int SchedulerApp::run() {
     service::LoopOptions lo;
     lo.interval = config_.interval;
     lo.retry_interval = config_.leader.retry_interval;
-    lo.heartbeat = std::max<std::chrono::milliseconds>(config_.leader.lock_timeout / 3, 100ms);
+    lo.heartbeat = std::max<std::chrono::milliseconds>(config_.leader.lock_timeout / 4, 100ms);
     loop_holder_ = std::make_unique<service::ServiceLoop>(lo, db, probe, passes, waiter_, clock_,
                                                           progress_, events, log_);
     loop_.store(loop_holder_.get());

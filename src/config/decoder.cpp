@@ -586,6 +586,13 @@ void Decoder::leader(const ast::Node& node, Config& config) {
 
 namespace {
 constexpr std::chrono::milliseconds kLivenessMargin{10000};
+// What one cron of a batch costs inside its transaction, with a margin of 4 over what was
+// measured (docs/reliability.md, "Big batches"): the client's work between two statements
+// (one table's array literals: about 12 us a cron) must stay within half of lock_timeout, the
+// server's idle_in_transaction_session_timeout; the largest statement (the jobs insert: about
+// 150 us a cron) within statement_timeout.
+constexpr std::chrono::microseconds kIdleWorkPerCron{50};
+constexpr std::chrono::microseconds kStatementWorkPerCron{600};
 }  // namespace
 
 void Decoder::cross_field(const Config& config) {
@@ -648,6 +655,31 @@ void Decoder::cross_field(const Config& config) {
               "must be at least database.statement_timeout + 10s (" +
                   std::to_string((config.database.statement_timeout + kLivenessMargin).count()) +
                   " ms): a single statement may run that long while the loop is healthy");
+    }
+    if (!invalid_.count("batch_size") && !invalid_.count("leader.lock_timeout")) {
+        const auto idle = kIdleWorkPerCron * config.batch_size;
+        if (idle * 2 > config.leader.lock_timeout) {
+            const auto most = (config.leader.lock_timeout / 2) / kIdleWorkPerCron;
+            error(place("batch_size"), "batch_size",
+                  std::to_string(config.batch_size) + " crons per transaction need a " +
+                      "leader.lock_timeout of at least " +
+                      std::to_string(std::chrono::ceil<std::chrono::seconds>(idle * 2).count()) +
+                      "s: the server ends a session idle in a transaction for lock_timeout, and "
+                      "a batch's work between two statements grows with it; use batch_size <= " +
+                      std::to_string(most) + " or raise leader.lock_timeout");
+        }
+    }
+    if (!invalid_.count("batch_size") && !invalid_.count("database.statement_timeout")) {
+        const auto work = kStatementWorkPerCron * config.batch_size;
+        if (work > config.database.statement_timeout) {
+            error(place("batch_size"), "batch_size",
+                  std::to_string(config.batch_size) + " crons per transaction need a " +
+                      "database.statement_timeout of at least " +
+                      std::to_string(std::chrono::ceil<std::chrono::seconds>(work).count()) +
+                      "s: a batch's largest statement grows with it; use batch_size <= " +
+                      std::to_string(config.database.statement_timeout / kStatementWorkPerCron) +
+                      " or raise database.statement_timeout");
+        }
     }
     if (config.crypto_salt.empty() && !invalid_.count("crypto.salt")) {
         auto crypto = seen_.find("crypto");

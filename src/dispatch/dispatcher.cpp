@@ -143,8 +143,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
     // next pass's recovery, like any committed build without a job.
     struct InFlight {
         std::vector<store::DispatchedBuild> builds;
-        std::size_t taken = 0;
-        std::size_t skipped = 0;
+        std::size_t number = 0;  // of the batch in the pass
         std::future<Enqueuer::Result> result;
     };
     std::optional<InFlight> flight;
@@ -163,8 +162,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
                         b.build_number, b.user_id, b.queue_driver);
         }
-        log_->info("batch: {} cron(s) taken, {} build(s) committed, {} skipped", f.taken,
-                   f.builds.size(), f.skipped);
+        log_->debug("batch {}: {} job(s) enqueued", f.number, e.enqueued);
         if (e.all)
             return true;
         // Committed builds stay safe in PostgreSQL; stop making more until Redis is back, and
@@ -236,6 +234,11 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         auto& batch = std::get<store::BatchOutcome>(r);
         ++report.batches;
         report.taken += batch.taken;
+        if (!options_.dry_run) {
+            // Logged as it commits (its enqueue may take a while, or fail, afterwards).
+            log_->info("batch {}: {} cron(s) taken, {} build(s) committed, {} skipped",
+                       report.batches, batch.taken, batch.builds.size(), batch.skipped.size());
+        }
         if (batch.isolated) {
             log_->warn("batch of {} redone cron by cron after: {}", batch.taken,
                        batch.isolation_cause);
@@ -288,8 +291,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             jobs.reserve(batch.builds.size());
             for (const auto& b : batch.builds)
                 jobs.push_back({b.build_id, b.queue_driver});
-            flight.emplace(
-                InFlight{std::move(batch.builds), batch.taken, batch.skipped.size(), {}});
+            flight.emplace(InFlight{std::move(batch.builds), report.batches, {}});
             flight->result =
                 std::async(std::launch::async, [this, progress, jobs = std::move(jobs)]() {
                     return enqueuer_.enqueue(jobs, progress);

@@ -76,12 +76,12 @@ std::size_t Planner::default_threads() {
     return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
 }
 
-store::PlanResult Planner::plan_one(const std::string& text,
+store::PlanResult Planner::plan_one(const std::string& manifest,
                                     const std::set<std::string>& drivers) noexcept {
     store::PlanResult p;
     try {
         DJINN_FAILPOINT("plan.manifest");
-        auto parsed = manifest::parse(text);
+        auto parsed = manifest::parse(manifest);
         if (auto* err = std::get_if<manifest::ParseError>(&parsed)) {
             p.skip_kind = "bad_manifest";
             p.skip_reason = "manifest does not parse: " + err->reason;

@@ -12,8 +12,8 @@
 // Bound on a frozen or partitioned leader. The app opens the lock session with
 //   SessionOptions{.idle_session_timeout = lock_timeout,
 //                  .idle_in_transaction_timeout = lock_timeout,
-//                  .tcp_user_timeout <= lock_timeout}
-// and calls verify() (a heartbeat query) every lock_timeout / 3 when it has nothing else to
+//                  .tcp_user_timeout = lock_timeout / 2}
+// and calls verify() (a heartbeat query) every lock_timeout / 4 when it has nothing else to
 // run on the session. Then:
 //   - server side: a leader that stops talking (process frozen, SIGSTOP, VM paused, network
 //     partition) leaves its session idle, and the server itself ends the session after
@@ -23,7 +23,8 @@
 //     statement. A leader that wakes up later finds its session gone: it cannot commit.
 //   - client side: a leader whose server went away notices at its next statement; TCP
 //     keepalives and tcp_user_timeout bound how long that statement can hang on a dead peer,
-//     so it steps down within about heartbeat interval + tcp_user_timeout.
+//     so it steps down within heartbeat interval + a Redis ping (lock_timeout / 8) +
+//     tcp_user_timeout = 7/8 of lock_timeout: before the server can hand the lock to a standby.
 //   Not bounded by these settings: one statement that runs for a long time while the client is
 //   alive (the session is active, not idle); the app bounds those with statement_timeout.
 //

@@ -5,7 +5,7 @@
 //       ^  |                    |                      |   ^                  |  |
 //       |  open failed:        check failed:         held by another:        |  pass on each tick,
 //       |  wait retry          close, wait retry     wait retry              |  verify every
-//       |                                                                    |  lock_timeout/3
+//       |                                                                    |  lock_timeout/4
 //       +------------------- step down: session lost, lock lost, ------------+
 //                            a pass that lost its session, an internal error
 //   any state --stop--> stopped (a leader releases its lock first)
@@ -48,7 +48,7 @@ const char* to_string(State s);
 struct LoopOptions {
     std::chrono::milliseconds interval{60000};
     std::chrono::milliseconds retry_interval{2000};
-    std::chrono::milliseconds heartbeat{3333};  // lock_timeout / 3
+    std::chrono::milliseconds heartbeat{2500};  // lock_timeout / 4
     std::chrono::milliseconds redis_ping_every{5000};
     std::chrono::milliseconds max_wait{1000};  // the longest single wait of the loop
 };

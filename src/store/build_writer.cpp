@@ -163,141 +163,182 @@ BatchIds next_ids(SqlRunner& sql, std::size_t builds, std::size_t stages, std::s
 
 }  // namespace
 
-std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<BuildRow*>& items) {
+std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<BuildRow*>& rows) {
+    // One phase per table: build its arrays, send its statement, drop the arrays. The client's
+    // work between two statements of the transaction (the time the session sits idle in it, which
+    // the server bounds with idle_in_transaction_session_timeout = lock_timeout) is one table's
+    // share of the batch, and only one table's literals are in memory at a time.
     std::size_t n_stages = 0, n_jobs = 0;
-    for (const BuildRow* w : items) {
-        n_stages += w->plan.stages.size();
-        n_jobs += w->plan.jobs.size();
+    std::vector<std::size_t> stage_base(rows.size()), job_base(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        stage_base[i] = n_stages;
+        job_base[i] = n_jobs;
+        n_stages += rows[i]->plan.stages.size();
+        n_jobs += rows[i]->plan.jobs.size();
     }
-    BatchIds ids = next_ids(sql, items.size(), n_stages, n_jobs);
-    const auto& build_ids = ids.builds;
-    const auto& stage_ids = ids.stages;
-    const auto& job_ids = ids.jobs;
+    BatchIds ids = next_ids(sql, rows.size(), n_stages, n_jobs);
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        rows[i]->build_id = ids.builds[i];
 
-    PgArray b_id, b_user, b_ns, b_number, b_cron, b_secret, b_created;
-    PgArray t_build, t_comment, t_data;
-    PgArray g_user, g_build, g_name;
-    PgArray cb_cron, cb_build;
-    PgArray d_build, d_type, d_config;
-    PgArray v_build, v_user, v_ns;
-    PgArray e_build, e_key, e_value;
-    PgArray o_build, o_user, o_ns, o_name, o_dest;
-    PgArray s_id, s_build, s_name, s_fail, s_created;
-    PgArray j_id, j_build, j_stage, j_name, j_commands, j_created;
-    PgArray a_user, a_build, a_job, a_hash, a_source, a_name;
-
-    std::size_t si = 0, ji = 0;
-    std::vector<std::int64_t> stage_of;  // this build's stage ids, by plan index
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        BuildRow& w = *items[i];
-        const DueCron& c = *w.cron;
-        w.build_id = build_ids[i];
-        b_id.add(w.build_id);
-        b_user.add(c.user_id);
-        b_ns.add(c.namespace_id);
-        b_number.add(w.number);
-        b_cron.add(c.id);
-        b_secret.add_text(random_secret());
-        b_created.add_text(ts(w.created));
-
-        t_build.add(w.build_id);
-        t_comment.add_text(c.name + ": Scheduled build, next run " +
-                           schedule::format_go_time(w.next_run));
-        t_data.add_text(go_json_object({{"email", c.email}, {"username", c.username}}));
-
-        g_user.add(c.user_id);
-        g_build.add(w.build_id);
-        g_name.add_text(cron_tag(c.name));
-
-        cb_cron.add(c.id);
-        cb_build.add(w.build_id);
-
-        d_build.add(w.build_id);
-        d_type.add_text(w.plan.driver_type);
-        d_config.add_text(w.plan.driver_config_json);
-
-        v_build.add(w.build_id);
-        v_user.add(c.user_id);
-        v_ns.add(c.namespace_id);
-        for (const auto& [key, value] : w.plan.env) {
-            e_build.add(w.build_id);
-            e_key.add_text(key);
-            e_value.add_text(value);
+    {
+        PgArray id, user, ns, number, cron, secret, created;
+        for (const BuildRow* w : rows) {
+            id.add(w->build_id);
+            user.add(w->cron->user_id);
+            ns.add(w->cron->namespace_id);
+            number.add(w->number);
+            cron.add(w->cron->id);
+            secret.add_text(random_secret());
+            created.add_text(ts(w->created));
         }
-        for (const auto& [name, dest] : w.plan.objects) {
-            o_build.add(w.build_id);
-            o_user.add(c.user_id);
-            o_ns.add(c.namespace_id);
-            o_name.add_text(name);
-            o_dest.add_text(dest);
+        auto written =
+            sql.prepared("djinn_insert_builds", kInsertBuilds, id.str(), user.str(), ns.str(),
+                         number.str(), cron.str(), secret.str(), created.str());
+        if (written.affected_rows() != rows.size()) {
+            // The crons are locked by this transaction, so only something in the database (a
+            // trigger of the operator's) can make rows vanish: an error of this batch, not a bug.
+            throw std::runtime_error("builds insert wrote " +
+                                     std::to_string(written.affected_rows()) + " rows, expected " +
+                                     std::to_string(rows.size()));
         }
-
-        // Stages, then jobs, strictly after the build and each other: the worker orders by
-        // created_at.
-        std::int64_t tick = 0;
-        stage_of.clear();
-        for (std::size_t k = 0; k < w.plan.stages.size(); ++k) {
-            const auto& st = w.plan.stages[k];
-            int64_t id = stage_ids[si++];
-            stage_of.push_back(id);
-            s_id.add(id);
-            s_build.add(w.build_id);
-            s_name.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
-            s_fail.add(st.can_fail);
-            s_created.add_text(ts(w.created + std::chrono::microseconds(++tick)));
+    }
+    {
+        PgArray build, comment, data;
+        for (const BuildRow* w : rows) {
+            build.add(w->build_id);
+            comment.add_text(w->cron->name + ": Scheduled build, next run " +
+                             schedule::format_go_time(w->next_run));
+            data.add_text(
+                go_json_object({{"email", w->cron->email}, {"username", w->cron->username}}));
         }
-        for (const auto& job : w.plan.jobs) {
-            int64_t id = job_ids[ji++];
-            j_id.add(id);
-            j_build.add(w.build_id);
-            j_stage.add(stage_of.at(job.stage_index));
-            j_name.add_text(job.name);
-            j_commands.add_text(job.commands);
-            j_created.add_text(ts(w.created + std::chrono::microseconds(++tick)));
-            for (const auto& art : job.artifacts) {
-                a_user.add(c.user_id);
-                a_build.add(w.build_id);
-                a_job.add(id);
-                a_hash.add_text(hasher_.next());
-                a_source.add_text(art.source);
-                a_name.add_text(art.name);
+        sql.prepared("djinn_insert_triggers", kInsertTriggers, build.str(), comment.str(),
+                     data.str());
+    }
+    {
+        PgArray user, build, name;
+        for (const BuildRow* w : rows) {
+            user.add(w->cron->user_id);
+            build.add(w->build_id);
+            name.add_text(cron_tag(w->cron->name));
+        }
+        sql.prepared("djinn_insert_tags", kInsertTags, user.str(), build.str(), name.str());
+    }
+    {
+        PgArray cron, build;
+        for (const BuildRow* w : rows) {
+            cron.add(w->cron->id);
+            build.add(w->build_id);
+        }
+        sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, cron.str(), build.str());
+    }
+    {
+        PgArray build, type, config;
+        for (const BuildRow* w : rows) {
+            build.add(w->build_id);
+            type.add_text(w->plan.driver_type);
+            config.add_text(w->plan.driver_config_json);
+        }
+        sql.prepared("djinn_insert_drivers", kInsertDrivers, build.str(), type.str(), config.str());
+    }
+    {
+        // The users' and namespaces' variables and keys, copied by the server from these.
+        PgArray build, user, ns;
+        for (const BuildRow* w : rows) {
+            build.add(w->build_id);
+            user.add(w->cron->user_id);
+            ns.add(w->cron->namespace_id);
+        }
+        const std::string b = build.str(), u = user.str(), n = ns.str();
+        sql.prepared("djinn_insert_variables", kInsertVariables, b, u, n);
+        sql.prepared("djinn_insert_keys", kInsertKeys, b, u, n);
+    }
+    {
+        PgArray build, key, value;
+        for (const BuildRow* w : rows) {
+            for (const auto& [k, v] : w->plan.env) {
+                build.add(w->build_id);
+                key.add_text(k);
+                value.add_text(v);
             }
         }
+        if (build.size() > 0)
+            sql.prepared("djinn_insert_env", kInsertEnv, build.str(), key.str(), value.str());
     }
-
-    auto written =
-        sql.prepared("djinn_insert_builds", kInsertBuilds, b_id.str(), b_user.str(), b_ns.str(),
-                     b_number.str(), b_cron.str(), b_secret.str(), b_created.str());
-    if (written.affected_rows() != items.size()) {
-        // The crons are locked by this transaction, so only something in the database (a
-        // trigger of the operator's) can make rows vanish: an error of this batch, not a bug.
-        throw std::runtime_error("builds insert wrote " + std::to_string(written.affected_rows()) +
-                                 " rows, expected " + std::to_string(items.size()));
+    {
+        PgArray build, user, ns, name, dest;
+        for (const BuildRow* w : rows) {
+            for (const auto& [object, destination] : w->plan.objects) {
+                build.add(w->build_id);
+                user.add(w->cron->user_id);
+                ns.add(w->cron->namespace_id);
+                name.add_text(object);
+                dest.add_text(destination);
+            }
+        }
+        if (build.size() > 0) {
+            sql.prepared("djinn_insert_objects", kInsertObjects, build.str(), user.str(), ns.str(),
+                         name.str(), dest.str());
+        }
     }
-    sql.prepared("djinn_insert_triggers", kInsertTriggers, t_build.str(), t_comment.str(),
-                 t_data.str());
-    sql.prepared("djinn_insert_tags", kInsertTags, g_user.str(), g_build.str(), g_name.str());
-    sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, cb_cron.str(), cb_build.str());
-    sql.prepared("djinn_insert_drivers", kInsertDrivers, d_build.str(), d_type.str(),
-                 d_config.str());
-    sql.prepared("djinn_insert_variables", kInsertVariables, v_build.str(), v_user.str(),
-                 v_ns.str());
-    if (e_build.size() > 0)
-        sql.prepared("djinn_insert_env", kInsertEnv, e_build.str(), e_key.str(), e_value.str());
-    sql.prepared("djinn_insert_keys", kInsertKeys, v_build.str(), v_user.str(), v_ns.str());
-    if (o_build.size() > 0) {
-        sql.prepared("djinn_insert_objects", kInsertObjects, o_build.str(), o_user.str(),
-                     o_ns.str(), o_name.str(), o_dest.str());
+    // Stages, then jobs, strictly after the build and each other: the worker orders by
+    // created_at. A build's stage k is at +k+1 µs, its job j at +stages+j+1 µs.
+    {
+        PgArray id, build, name, fail, created;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const BuildRow& w = *rows[i];
+            for (std::size_t k = 0; k < w.plan.stages.size(); ++k) {
+                const auto& st = w.plan.stages[k];
+                id.add(ids.stages[stage_base[i] + k]);
+                build.add(w.build_id);
+                name.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
+                fail.add(st.can_fail);
+                created.add_text(
+                    ts(w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1)));
+            }
+        }
+        sql.prepared("djinn_insert_stages", kInsertStages, id.str(), build.str(), name.str(),
+                     fail.str(), created.str());
     }
-    sql.prepared("djinn_insert_stages", kInsertStages, s_id.str(), s_build.str(), s_name.str(),
-                 s_fail.str(), s_created.str());
-    sql.prepared("djinn_insert_jobs", kInsertJobs, j_id.str(), j_build.str(), j_stage.str(),
-                 j_name.str(), j_commands.str(), j_created.str());
-    if (a_build.size() > 0) {
-        sql.prepared("djinn_insert_artifacts", kInsertArtifacts, a_user.str(), a_build.str(),
-                     a_job.str(), a_hash.str(), a_source.str(), a_name.str());
+    {
+        PgArray id, build, stage, name, commands, created;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const BuildRow& w = *rows[i];
+            const auto first = static_cast<std::int64_t>(w.plan.stages.size()) + 1;
+            for (std::size_t j = 0; j < w.plan.jobs.size(); ++j) {
+                const auto& job = w.plan.jobs[j];
+                id.add(ids.jobs[job_base[i] + j]);
+                build.add(w.build_id);
+                stage.add(ids.stages.at(stage_base[i] + job.stage_index));
+                name.add_text(job.name);
+                commands.add_text(job.commands);
+                created.add_text(ts(
+                    w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j))));
+            }
+        }
+        sql.prepared("djinn_insert_jobs", kInsertJobs, id.str(), build.str(), stage.str(),
+                     name.str(), commands.str(), created.str());
     }
-    return build_ids;
+    {
+        PgArray user, build, job, hash, source, name;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const BuildRow& w = *rows[i];
+            for (std::size_t j = 0; j < w.plan.jobs.size(); ++j) {
+                for (const auto& art : w.plan.jobs[j].artifacts) {
+                    user.add(w.cron->user_id);
+                    build.add(w.build_id);
+                    job.add(ids.jobs[job_base[i] + j]);
+                    hash.add_text(hasher_.next());
+                    source.add_text(art.source);
+                    name.add_text(art.name);
+                }
+            }
+        }
+        if (build.size() > 0) {
+            sql.prepared("djinn_insert_artifacts", kInsertArtifacts, user.str(), build.str(),
+                         job.str(), hash.str(), source.str(), name.str());
+        }
+    }
+    return ids.builds;
 }
 
 }  // namespace djinn::store

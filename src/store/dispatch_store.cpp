@@ -303,8 +303,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             continue;
         }
         if (!planned->result.plan) {
-            skip(c, planned->result.skip_kind, planned->result.skip_reason,
-                 !planned->result.retry);
+            skip(c, planned->result.skip_kind, planned->result.skip_reason, !planned->result.retry);
             continue;
         }
         BuildRow w;

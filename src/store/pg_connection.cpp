@@ -102,9 +102,16 @@ PgError translate_current_exception() {
     try {
         throw;
     } catch (const pqxx::broken_connection& e) {
-        return {PgErrorKind::connection, "", one_line(e.what())};
+        // libpq's own words ("Could not obtain client encoding: not connected") do not say what
+        // happened: the server, a timeout or the network ended the session.
+        return {PgErrorKind::connection, "",
+                "the PostgreSQL session is gone (ended by the server, a timeout or the network): " +
+                    one_line(e.what())};
     } catch (const pqxx::in_doubt_error& e) {
-        return {PgErrorKind::connection, "", one_line(e.what())};
+        return {PgErrorKind::connection, "",
+                "the PostgreSQL session broke during COMMIT; the batch may or may not have "
+                "committed (a committed batch is found by the recovery sweep): " +
+                    one_line(e.what())};
     } catch (const pqxx::serialization_failure& e) {
         return {PgErrorKind::serialization, "40001", one_line(e.what())};
     } catch (const pqxx::deadlock_detected& e) {
@@ -112,7 +119,7 @@ PgError translate_current_exception() {
     } catch (const pqxx::insufficient_privilege& e) {
         return {PgErrorKind::privilege, e.sqlstate(), one_line(e.what())};
     } catch (const pqxx::sql_error& e) {
-        std::string state = e.sqlstate();
+        const std::string& state = e.sqlstate();
         // 57P01 admin shutdown / 57P02 crash shutdown / 57P03 cannot connect now / 08xxx:
         // the session is gone.
         bool gone = state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0;

@@ -174,9 +174,8 @@ TEST_F(DispatchStoreTest, ManifestChangedAfterItWasPlannedIsDeferredThenWrittenF
     EXPECT_EQ(b2.deferred[0].id, edited);
     EXPECT_EQ(b2.deferred[0].manifest, kQemu);
     EXPECT_EQ(b2.builds.size(), 9u);
-    EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " +
-                       std::to_string(edited)),
-              0);
+    EXPECT_EQ(
+        db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " + std::to_string(edited)), 0);
     // Planned from its new text, offered in the next batch, written.
     ASSERT_TRUE(d.more());
     auto b3 = d.batch();
@@ -223,10 +222,10 @@ TEST_F(DispatchStoreTest, CronBrokenDeletedOrAdvancedAfterItWasReadAheadIsHandle
     EXPECT_TRUE(b3.skipped[0].advanced);
     EXPECT_FALSE(d.more());
     EXPECT_EQ(db.count("SELECT count(*) FROM builds"), 17);
-    EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds WHERE cron_id IN (" +
-                       std::to_string(broken) + "," + std::to_string(deleted) + "," +
-                       std::to_string(advanced) + ")"),
-              0);
+    EXPECT_EQ(
+        db.count("SELECT count(*) FROM cron_builds WHERE cron_id IN (" + std::to_string(broken) +
+                 "," + std::to_string(deleted) + "," + std::to_string(advanced) + ")"),
+        0);
 }
 
 TEST_F(DispatchStoreTest, ACronLockedByAnotherSessionIsSkippedNotWaitedFor) {
@@ -249,9 +248,8 @@ TEST_F(DispatchStoreTest, ACronLockedByAnotherSessionIsSkippedNotWaitedFor) {
         EXPECT_EQ(d.batch().taken, 0u);
     }
     EXPECT_FALSE(d.more());
-    EXPECT_EQ(db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " +
-                       std::to_string(ids[2])),
-              0);
+    EXPECT_EQ(
+        db.count("SELECT count(*) FROM cron_builds WHERE cron_id = " + std::to_string(ids[2])), 0);
     holder.abort();
     // The lock is gone: the next pass dispatches it.
     Driver again(store, *conn, 10);
@@ -317,9 +315,9 @@ TEST_F(DispatchStoreTest, BuildNumbersContinueEachUsersNumbersAcrossBatchesAndOt
     for (int user : {1, 2}) {
         SCOPED_TRACE(user);
         const std::string u = std::to_string(user);
-        EXPECT_EQ(db.count("SELECT count(*) - count(DISTINCT number) FROM builds WHERE user_id = " +
-                           u),
-                  0);
+        EXPECT_EQ(
+            db.count("SELECT count(*) - count(DISTINCT number) FROM builds WHERE user_id = " + u),
+            0);
         EXPECT_EQ(db.count("SELECT max(number) FROM builds WHERE user_id = " + u),
                   db.count("SELECT count(*) FROM builds WHERE user_id = " + u));
     }

@@ -39,13 +39,14 @@ class Service : public ::testing::Test {
     // n crons due `first` from now (negative: already due), one every `step` after it.
     void add_crons(int n, std::chrono::milliseconds first = -60s,
                    std::chrono::milliseconds step = 0ms, const std::string& name = "svc") {
-        db.exec("INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
-                "SELECT 1, 1, '" +
-                name + " ' || i, 'daily', '" + kManifest +
-                "', (now() AT TIME ZONE 'UTC') + make_interval(secs => " +
-                std::to_string(std::chrono::duration<double>(first).count()) + " + i * " +
-                std::to_string(std::chrono::duration<double>(step).count()) +
-                ") FROM generate_series(0, " + std::to_string(n - 1) + ") AS i");
+        db.exec(
+            "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
+            "SELECT 1, 1, '" +
+            name + " ' || i, 'daily', '" + kManifest +
+            "', (now() AT TIME ZONE 'UTC') + make_interval(secs => " +
+            std::to_string(std::chrono::duration<double>(first).count()) + " + i * " +
+            std::to_string(std::chrono::duration<double>(step).count()) +
+            ") FROM generate_series(0, " + std::to_string(n - 1) + ") AS i");
     }
 
     std::string config(const std::string& name, ConfigOptions o) {
@@ -109,11 +110,12 @@ class Service : public ::testing::Test {
     // Every statement that updates cron takes `seconds` longer (an AFTER ... FOR EACH STATEMENT
     // trigger of the test's own: each batch advances its crons in one statement).
     void slow_cron_updates(double seconds) {
-        db.exec("CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "PERFORM pg_sleep(" +
-                std::to_string(seconds) +
-                "); RETURN NULL; END $$; CREATE TRIGGER test_slow AFTER UPDATE ON cron FOR EACH "
-                "STATEMENT EXECUTE FUNCTION test_slow()");
+        db.exec(
+            "CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_sleep(" +
+            std::to_string(seconds) +
+            "); RETURN NULL; END $$; CREATE TRIGGER test_slow AFTER UPDATE ON cron FOR EACH "
+            "STATEMENT EXECUTE FUNCTION test_slow()");
     }
 
     TestDatabase db;
@@ -201,9 +203,9 @@ class ServiceFaults : public Service, public ::testing::WithParamInterface<const
 TEST_P(ServiceFaults, EveryLayerFailsOnceAndTheServiceGoesOn) {
     const std::string action = GetParam();
     const std::vector<std::string> points = {
-        "session.open",  "session.check", "lock.acquire",     "lock.verify", "pass.start",
-        "recovery.page", "batch.candidates", "batch.take",    "batch.rows",  "batch.write",
-        "batch.advance", "batch.commit",  "plan.manifest",    "enqueue.round", "queue.ping"};
+        "session.open",  "session.check",    "lock.acquire",  "lock.verify",   "pass.start",
+        "recovery.page", "batch.candidates", "batch.take",    "batch.rows",    "batch.write",
+        "batch.advance", "batch.commit",     "plan.manifest", "enqueue.round", "queue.ping"};
     std::string spec;
     for (const auto& point : points)
         spec += (spec.empty() ? "" : ",") + point + "=" + action + "*1";
@@ -216,7 +218,10 @@ TEST_P(ServiceFaults, EveryLayerFailsOnceAndTheServiceGoesOn) {
         << "builds " << builds() << ", due " << due() << "\n"
         << p->output();
     ASSERT_TRUE(eventually(
-        [&] { return redis.integer({"LLEN", "builds_docker:active"}) == 60; }, 30s))
+        [&] {
+            return redis.integer({"LLEN", "builds_docker:active"}) == 60;
+        },
+        30s))
         << p->output();
     expect_exactly_once(60);
     EXPECT_TRUE(p->running()) << p->output();
@@ -256,7 +261,10 @@ TEST_F(Service, PlanFailureKeepsTheCronDueForTheNextPass) {
     auto p = start("plan", o, {{"DJINN_FAILPOINTS", "plan.manifest=runtime_error*1"}});
     ASSERT_TRUE(eventually([&] { return builds() == 5 && due() == 0; }, 20s)) << p->output();
     ASSERT_TRUE(eventually(
-        [&] { return redis.integer({"LLEN", "builds_docker:active"}) == 5; }, 10s));
+        [&] {
+            return redis.integer({"LLEN", "builds_docker:active"}) == 5;
+        },
+        10s));
     expect_exactly_once(5);
     EXPECT_NE(p->output().find("skipped (plan_failed): planning the manifest failed: failpoint "
                                "plan.manifest: injected runtime_error; stays due"),
@@ -303,11 +311,36 @@ TEST_F(Service, AnUnknownScheduleSkipsThatCronAndTheOthersAreDispatched) {
     auto r = run_scheduler({"-config", config("enum", o), "-once"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(builds(), 3);
-    EXPECT_NE(r.output.find("cron " + cron + " skipped (bad_schedule): schedule \"hourly\" is "
+    EXPECT_NE(r.output.find("cron " + cron +
+                            " skipped (bad_schedule): schedule \"hourly\" is "
                             "not daily, weekly or monthly; stays due"),
               std::string::npos)
         << r.output;
     EXPECT_EQ(due(), 1);
+}
+
+// A batch as big as a short lock_timeout allows (half of the config's bound here, for the
+// sanitized builds' sake) commits in one transaction: nothing is parsed inside it and the
+// client's work between two statements stays far below idle_in_transaction_session_timeout.
+TEST_F(Service, ABigBatchDoesNotOutliveTheSessionTimeouts) {
+    add_crons(10000);
+    ConfigOptions o;
+    o.batch_size = 10000;
+    o.extra = "leader {\n    retry_interval 500ms\n    lock_timeout 2s\n}\n";
+    auto r = run_scheduler({"-config", config("big", o), "-once"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("10000 cron(s) taken in 1 batch(es), 10000 build(s) made"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(due(), 0);
+    // And one that could not work is refused before it connects, saying why.
+    o.batch_size = 30000;
+    auto refused = run_scheduler({"-config", config("too-big", o), "-check-config"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.output.find("batch_size: 30000 crons per transaction need a "
+                                  "leader.lock_timeout of at least 3s"),
+              std::string::npos)
+        << refused.output;
 }
 
 // Two `-once` passes at the same time (the README says -once is safe beside a fleet): each cron
@@ -363,7 +396,10 @@ TEST_F(Service, ALeaderThatLostItsLockStepsDownAndCommitsNothing) {
     pqxx::nontransaction(*thief).exec_params("SELECT pg_advisory_unlock($1)", kKey);
     ASSERT_TRUE(eventually([&] { return builds() == 20; }, 15s)) << p->output();
     ASSERT_TRUE(eventually(
-        [&] { return redis.integer({"LLEN", "builds_docker:active"}) == 20; }, 10s));
+        [&] {
+            return redis.integer({"LLEN", "builds_docker:active"}) == 20;
+        },
+        10s));
     expect_exactly_once(20);
 }
 
@@ -388,8 +424,11 @@ TEST_F(Service, RedisDownDuringAPassIsRecoveredByTheSameProcess) {
         << p.output();
     own.signal(SIGCONT);
     auto q = own.client();
-    ASSERT_TRUE(eventually([&] { return q->integer({"LLEN", "builds_docker:active"}) == 25; },
-                           30s))
+    ASSERT_TRUE(eventually(
+        [&] {
+            return q->integer({"LLEN", "builds_docker:active"}) == 25;
+        },
+        30s))
         << p.output();
     EXPECT_TRUE(p.running());
     EXPECT_NE(p.output().find("recovery: enqueued"), std::string::npos) << p.output();
@@ -406,7 +445,8 @@ TEST_F(Service, SigtermFinishesAndEnqueuesTheBatchInFlight) {
     o.batch_size = 50;
     o.interval = "10m";
     auto p = start("drain", o);
-    ASSERT_TRUE(eventually([&] { return busy_backend("%UPDATE cron c SET%") > 0; }, 20s)) << p->output();
+    ASSERT_TRUE(eventually([&] { return busy_backend("%UPDATE cron c SET%") > 0; }, 20s))
+        << p->output();
     p->signal(SIGTERM);
     const int rc = p->wait(20s);
     EXPECT_EQ(rc, 0) << p->output();
@@ -414,7 +454,7 @@ TEST_F(Service, SigtermFinishesAndEnqueuesTheBatchInFlight) {
     EXPECT_EQ(builds(), 50) << p->output();
     EXPECT_EQ(due(), 150);
     EXPECT_EQ(redis.integer({"LLEN", "builds_docker:active"}), 50);
-    EXPECT_NE(p->output().find("batch: 50 cron(s) taken, 50 build(s) committed"),
+    EXPECT_NE(p->output().find("batch 1: 50 cron(s) taken, 50 build(s) committed"),
               std::string::npos)
         << p->output();
     EXPECT_NE(p->output().find("leadership released"), std::string::npos) << p->output();

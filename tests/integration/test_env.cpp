@@ -295,11 +295,9 @@ void RedisServer::start() {
     for (int attempt = 0; attempt < 3; ++attempt) {
         if (port_ <= 0)
             port_ = free_port();
-        std::vector<std::string> args = {server,   "--port",       std::to_string(port_),
-                                         "--bind", "127.0.0.1",    "--save",
-                                         "",       "--appendonly", "no",
-                                         "--daemonize", "no",      "--loglevel",
-                                         "warning"};
+        std::vector<std::string> args = {
+            server,         "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
+            "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
         if (!password_.empty())
             args.insert(args.end(), {"--requirepass", password_});
         std::vector<char*> argv;

@@ -133,8 +133,8 @@ struct ConfigOptions {
     std::string password = "secret";  // may be "${VAR}"
     std::string log_level = "info";
     std::string log_file = "/dev/stdout";
-    std::string http_addr;  // empty: no http block
-    std::string extra;      // appended verbatim
+    std::string http_addr;       // empty: no http block
+    std::string extra;           // appended verbatim
     std::string database_extra;  // lines inside database { }, e.g. "statement_timeout 5s"
     std::string http_extra;      // lines inside http { }
 };

@@ -52,7 +52,8 @@ TEST(Failpoints, BadSpecsAreRefusedWithTheReason) {
     EXPECT_EQ(configure("nosuch=int"), "unknown failpoint \"nosuch\"");
     EXPECT_EQ(configure("batch.take=explode"), "failpoint batch.take: unknown action \"explode\"");
     EXPECT_EQ(configure("batch.take"), "failpoint entry \"batch.take\" is not name=action[*count]");
-    EXPECT_EQ(configure("batch.take=int*x"), "failpoint batch.take: bad count in \"batch.take=int*x\"");
+    EXPECT_EQ(configure("batch.take=int*x"),
+              "failpoint batch.take: bad count in \"batch.take=int*x\"");
     clear();
 }
 #endif

@@ -22,8 +22,8 @@ using namespace std::chrono_literals;
 struct FakeDb final : Database {
     std::deque<std::string> open_results;  // front first; empty: success
     Check check_result;
-    std::deque<Lock> acquire_results;  // empty: held
-    std::deque<Lock> verify_results;   // empty: held
+    std::deque<Lock> acquire_results;       // empty: held
+    std::deque<Lock> verify_results;        // empty: held
     std::function<void(const char*)> hook;  // called at the start of every call (may throw)
     bool open_session = false;
     bool broken = false;
