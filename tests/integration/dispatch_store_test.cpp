@@ -104,7 +104,10 @@ class DispatchStoreTest : public ::testing::Test {
     }
 
     std::unique_ptr<store::PgConnection> open_session() {
-        auto r = store::PgConnection::open(db.scheduler_config(), {});
+        // A statement that waits on a lock fails after 5 s instead of hanging the test.
+        store::SessionOptions o;
+        o.statement_timeout = std::chrono::milliseconds(5000);
+        auto r = store::PgConnection::open(db.scheduler_config(), o);
         EXPECT_TRUE(std::holds_alternative<std::unique_ptr<store::PgConnection>>(r))
             << std::get<store::PgError>(r).message;
         return std::move(std::get<std::unique_ptr<store::PgConnection>>(r));
