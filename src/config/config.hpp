@@ -38,7 +38,9 @@ struct TlsConfig {
 };
 
 struct DatabaseConfig {
-    std::string addr = "localhost:5432";  // host:port, or an absolute unix-socket directory
+    // host:port, or an absolute unix-socket directory; or several, comma separated
+    // ("pg-a:5432,pg-b:5432"): libpq tries them in order for a writable primary.
+    std::string addr = "localhost:5432";
     std::string name = "djinn";
     std::string username;
     std::string password;          // never logged

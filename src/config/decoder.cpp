@@ -233,6 +233,42 @@ std::optional<std::string> Decoder::address_value(const ast::Node& node, const s
     return value;
 }
 
+std::optional<std::string> Decoder::database_addresses(const ast::Node& node,
+                                                       const std::string& key) {
+    auto value = string_value(node, key);
+    if (!value) {
+        return std::nullopt;
+    }
+    // libpq's multi-host form: "pg-a:5432,pg-b:5432" (tried in order for a writable primary).
+    if (value->empty()) {
+        error(node.pos, key, "must not be empty");
+        return std::nullopt;
+    }
+    std::size_t start = 0;
+    int index = 0;
+    for (;;) {
+        const auto comma = value->find(',', start);
+        const std::string one =
+            value->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (one.empty() || one.front() != '/') {
+            std::string problem = check_host_port(one, false);
+            if (!problem.empty()) {
+                const bool several = comma != std::string::npos || index > 0;
+                error(node.pos, key,
+                      (several ? "entry " + std::to_string(index + 1) + " of \"" + *value + "\": "
+                               : std::string()) +
+                          problem);
+                return std::nullopt;
+            }
+        }
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+        ++index;
+    }
+    return value;
+}
+
 std::optional<std::int64_t> Decoder::integer_value(const ast::Node& node, const std::string& key) {
     if (node.kind != ast::Kind::integer) {
         error(node.pos, key, "expected an integer, got " + shown(node));
@@ -473,7 +509,7 @@ void Decoder::database(const ast::Node& node, Config& config) {
              [&](const std::string& name, const ast::Param& param, const std::string& key) {
                  const ast::Node& value = param.value;
                  if (name == "addr") {
-                     if (auto v = address_value(value, key, false, true)) {
+                     if (auto v = database_addresses(value, key)) {
                          config.database.addr = *v;
                      }
                  } else if (name == "name") {
