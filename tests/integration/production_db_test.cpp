@@ -246,8 +246,12 @@ TEST_F(ProductionDb, AFrozenLeaderBehindPgBouncerLosesTheLockWithinLockTimeout) 
 
 // Transaction pooling cannot carry a session advisory lock: refused, clearly, and retried; no
 // dispatch, not ready, counted, and no lock left behind on a pooled server connection.
-TEST_F(ProductionDb, TransactionPoolingIsRefusedWithTheCauseAndTheFix) {
-    PgBouncer bouncer("127.0.0.1", std::stoi(required_env("DJINN_TEST_PGPORT")), "transaction");
+class TransactionPooling : public ProductionDb,
+                           public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(TransactionPooling, IsRefusedWithTheCauseAndTheFix) {
+    PgBouncer bouncer("127.0.0.1", std::stoi(required_env("DJINN_TEST_PGPORT")), "transaction",
+                      GetParam());
     db.exec(due_sql(5, -1, 0));
     ConfigOptions o;
     o.interval = "1s";
@@ -275,6 +279,11 @@ TEST_F(ProductionDb, TransactionPoolingIsRefusedWithTheCauseAndTheFix) {
     EXPECT_EQ(db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
     EXPECT_TRUE(p->running());
 }
+
+// PgBouncer's defaults; and server connections handed out round robin from a warm pool, where
+// the next statement usually reaches another server process than the one before.
+INSTANTIATE_TEST_SUITE_P(PgBouncer, TransactionPooling,
+                         ::testing::Values("", "server_round_robin = 1\nmin_pool_size = 4\n"));
 
 // Pointed at a hot standby the replica neither leads nor is ready, and says why once; promoted,
 // the standby is a primary and the replica dispatches.
