@@ -40,8 +40,9 @@ class BuildWriter {
     ArtifactHasher& hasher_;
 };
 
-// 32 lowercase hex characters from 16 bytes of the CSPRNG (builds.secret).
-std::string random_secret();
+// n secrets of 32 lowercase hex characters from 16 bytes of the CSPRNG each (builds.secret),
+// one after the other.
+std::string random_secrets(std::size_t n);
 
 // "cron:<name with spaces replaced by ->" (build_tags.name).
 std::string cron_tag(const std::string& cron_name);
