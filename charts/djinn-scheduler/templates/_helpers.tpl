@@ -57,6 +57,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "djinn-scheduler.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository is not set: no djinn-scheduler image is published. Build one (scripts/build-image.sh), push it to your registry and set image.registry and image.repository (README: Deploy on Kubernetes)" }}
+{{- end }}
 {{- $repo := .Values.image.repository }}
 {{- if .Values.image.registry }}
 {{- $repo = printf "%s/%s" (trimSuffix "/" .Values.image.registry) .Values.image.repository }}
@@ -84,8 +87,9 @@ references to environment variables that the Deployment fills from the Secret.
 interval: {{ $c.interval | quote }}
 batch_size: {{ int64 $c.batchSize }}
 log:
-  {{ $c.log.level }}: /dev/stdout
-log_format: {{ $c.log.format }}
+  level: {{ $c.log.level }}
+  file: /dev/stdout
+  format: {{ $c.log.format }}
 drivers:
 {{- range $c.drivers }}
   - {{ . | quote }}
