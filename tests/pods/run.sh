@@ -51,14 +51,8 @@ psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$DJINN_TEST_PGPORT" -U post
 "${psql[@]}" -d postgres -c "ALTER ROLE djinn_scheduler PASSWORD '$db_password'"
 "${psql[@]}" -d postgres -c "CREATE DATABASE djinn TEMPLATE djinn_template"
 redis-cli -h 127.0.0.1 -p "$DJINN_TEST_REDIS_PORT" CONFIG SET requirepass "$redis_password" >/dev/null
-# Crons falling due one second apart from 10 s from now, through both rollouts.
-"${psql[@]}" -d djinn -c "
-INSERT INTO users (id, email, username, password) VALUES (1, 'pods@example.com', 'pods', '\x00');
-INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run)
-SELECT 1, 1, 'drill ' || n, 'daily',
-       E'driver:\n  type: docker\n  image: debian:bookworm\nstages: [test]\njobs:\n- stage: test\n  commands: [true]\n',
-       (now() AT TIME ZONE 'UTC') + (10 + n) * interval '1 second'
-FROM generate_series(1, $crons) AS n;" >/dev/null
+# One user; tests/pods/drill.py adds crons falling due through the rollouts.
+"${psql[@]}" -d djinn -c "INSERT INTO users (id, email, username, password) VALUES (1, 'pods@example.com', 'pods', '\x00')" >/dev/null
 
 # The chart as an operator installs it, pointed at the loopback services: the image just
 # built, the Secret made by the chart, a short interval so that crons are dispatched as they
@@ -74,7 +68,7 @@ FROM generate_series(1, $crons) AS n;" >/dev/null
     --set-string secret.cryptoSalt="$salt" >"$work/rendered.yaml"
 
 ports=()
-for _ in $(seq 1 8); do ports+=("$(free_port)"); done
+for _ in $(seq 1 24); do ports+=("$(free_port)"); done
 python3 "$here/drill.py" --rendered "$work/rendered.yaml" --workdir "$work" \
     --ports "$(IFS=,; echo "${ports[*]}")" --crons "$crons" \
     --psql "psql -X -q -h 127.0.0.1 -p $DJINN_TEST_PGPORT -U postgres -d djinn" \
