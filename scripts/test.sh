@@ -23,7 +23,7 @@
 #                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
 #   pods         the chart's rendered Deployment, ConfigMap and Secret run as pods from that image
 #                (podman kube play, tests/pods/run.sh, ~2 min): non-root, read-only root, the
-#                Secret's passwords, the probes; then two `kubectl rollout restart` drills while
+#                Secret's passwords, the probes; then `kubectl rollout restart` after another while
 #                crons fall due: every cron dispatched exactly once, the longest leaderless gap
 # Pick stages by name: scripts/test.sh unit integration. Exits non-zero on the first failure.
 set -euo pipefail

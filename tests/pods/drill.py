@@ -4,8 +4,8 @@
 This script plays the parts of the API server, the ReplicaSet controller, the Deployment
 controller and the kubelet: it creates the pods of the rendered Deployment (with the
 ConfigMap and the Secret), runs the Deployment's startup, liveness and readiness probes
-against them with the kubelet's rules, and performs `kubectl rollout restart` twice with the
-chart's strategy (maxSurge 1, maxUnavailable 0: one new pod up and ready, then one old pod
+against them with the kubelet's rules, and performs one `kubectl rollout restart` after
+another (at least two, until the last cron is due) with the chart's strategy (maxSurge 1, maxUnavailable 0: one new pod up and ready, then one old pod
 sent SIGTERM with the pod's terminationGracePeriodSeconds, repeated) while crons fall due.
 
 What podman cannot take as Kubernetes would, a copy of the rendered manifests is adapted for

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The chart's pods, run for real: the rendered Deployment, ConfigMap and Secret as pods of the
 # container image (podman 4.3 `kube play`, catatonit as its pause process), against a
-# throwaway PostgreSQL 15 and Redis 7 on loopback, then two `kubectl rollout restart` drills
-# while crons fall due (tests/pods/drill.py says what it adapts and checks).
+# throwaway PostgreSQL 15 and Redis 7 on loopback, then one `kubectl rollout restart` after
+# another (at least two, until the last of 60 crons falling due 0.5 s apart is due);
+# tests/pods/drill.py says what it adapts and checks.
 #
 #   tests/pods/run.sh
 #
