@@ -38,3 +38,47 @@ cd "$root"
 docs=(README.md CHANGELOG.md charts/djinn-scheduler/README.md docs/*.md)
 python3 "$root/scripts/docs/check_docs.py" --root "$root" --bin "$bin" --helm "$helm" \
     --chart "$root/charts/djinn-scheduler" "${docs[@]}"
+
+# The checker must bite: a document with the README's old mistakes (one-line blocks without
+# `;`, a leader key that is not the default, a misnamed password variable, a YAML block with
+# no role, an unmarked config) must fail, for each of these reasons.
+bad="$work/bad.md"
+cat >"$bad" <<'MD'
+```conf scheduler
+redis { addr "localhost:6379" password "${DJINN_REDIS_PASSWORD}" }
+```
+
+```yaml scheduler
+database: {password: "${DJINN_DB_PASSWORD}"}
+leader: {key: 7235451158391808872}
+```
+
+```yaml
+log: {info: /dev/stdout}
+```
+
+```
+interval 1m
+database { name "djinn" }
+```
+
+Set DJINN_DB_PASSWORD before starting it.
+MD
+echo
+echo "--- the checker on a document with known mistakes (must fail for each)"
+if python3 "$root/scripts/docs/check_docs.py" --root "$root" --bin "$bin" --helm "$helm" \
+    --chart "$root/charts/djinn-scheduler" "$bad" >"$work/bad.log" 2>&1; then
+    cat "$work/bad.log"
+    echo "check-docs: FAIL: the checker accepted a document with known mistakes"
+    exit 1
+fi
+expect=("bad.md:1: Djinn-language example passes -check-config"
+    "bad.md:5: YAML example passes -check-config"
+    "bad.md:5: leader.key 7235451158391808872 equals the default"
+    "bad.md:10: a \`\`\`yaml block needs a role"
+    "bad.md:14: looks like a scheduler config"
+    "every DJINN_\* variable the documents name exists.*DJINN_DB_PASSWORD")
+for e in "${expect[@]}"; do
+    grep -q "^FAIL  .*$e" "$work/bad.log" || { cat "$work/bad.log"; echo "check-docs: FAIL: no failure for: $e"; exit 1; }
+done
+echo "ok    rejected, for each of the ${#expect[@]} planted mistakes"
