@@ -209,10 +209,14 @@ class Checker:
             names.update(re.findall(r"\bDJINN_[A-Z0-9_]*[A-Z0-9]\b", doc.text))
         code = []
         for d in CODE_DIRS:
-            for dirpath, _, files in os.walk(os.path.join(self.args.root, d)):
-                # Not evidence that a name is real: fuzz inputs, and this checker's own test.
-                if any(x in dirpath for x in ("/build", "node_modules", "__pycache__", "tests/fuzz/corpus",
-                                              "scripts/docs")):
+            for dirpath, dirs, files in os.walk(os.path.join(self.args.root, d)):
+                rel = os.path.relpath(dirpath, self.args.root)
+                # Not evidence that a name is real: build trees, fuzz inputs, this checker's own
+                # test. (Relative paths: the clone itself may live under a build/ directory.)
+                parts = rel.split(os.sep)
+                if (any(p.startswith("build") or p in ("node_modules", "__pycache__") for p in parts)
+                        or rel.startswith(os.path.join("tests", "fuzz", "corpus"))
+                        or rel == os.path.join("scripts", "docs")):
                     continue
                 for f in files:
                     if f == "check-docs.sh":
