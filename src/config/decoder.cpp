@@ -95,11 +95,11 @@ bool is_log_field(std::string_view name) {
 // configs use for the same thing, then misspellings. "" when nothing is close.
 std::string_view meant_log_field(std::string_view written) {
     static const std::vector<std::pair<std::string_view, std::string_view>> kSynonyms = {
-        {"lvl", "level"},     {"loglevel", "level"},   {"log_level", "level"},
-        {"severity", "level"}, {"verbosity", "level"}, {"path", "file"},
-        {"filename", "file"},  {"output", "file"},     {"out", "file"},
-        {"destination", "file"}, {"target", "file"},   {"to", "file"},
-        {"encoding", "format"}, {"fmt", "format"},     {"style", "format"},
+        {"lvl", "level"},        {"loglevel", "level"},  {"log_level", "level"},
+        {"severity", "level"},   {"verbosity", "level"}, {"path", "file"},
+        {"filename", "file"},    {"output", "file"},     {"out", "file"},
+        {"destination", "file"}, {"target", "file"},     {"to", "file"},
+        {"encoding", "format"},  {"fmt", "format"},      {"style", "format"},
         {"log_format", "format"}};
     const std::string name = lower(written);
     for (const auto& [synonym, field] : kSynonyms) {
@@ -500,8 +500,8 @@ void Decoder::log_block(const ast::Node& block, const std::string& key, Config& 
                           "'?): " + log_usage(block.yaml));
                 continue;
             }
-            std::string message = "unknown log level '" + entry.name.text +
-                                  "' (use debug, info, warn or error)";
+            std::string message =
+                "unknown log level '" + entry.name.text + "' (use debug, info, warn or error)";
             if (block.yaml) {
                 message += "; or " + log_usage(true);
             }
@@ -532,9 +532,9 @@ void Decoder::log_fields(const ast::Node& block, const std::string& key, Config&
         if (parse_level(entry.name.text)) {
             error(entry.name.pos, entry_key,
                   "mixes {<level>: <file>} with {level: ..., file: ...}: " +
-                      (block.yaml ? log_usage(true, lower(entry.name.text))
-                                  : std::string("use level \"") + lower(entry.name.text) +
-                                        "\" and file"));
+                      (block.yaml
+                           ? log_usage(true, lower(entry.name.text))
+                           : std::string("use level \"") + lower(entry.name.text) + "\" and file"));
             continue;
         }
         const std::string_view meant = meant_log_field(entry.name.text);
@@ -546,44 +546,45 @@ void Decoder::log_fields(const ast::Node& block, const std::string& key, Config&
     }
     LogLevel level = LogLevel::info;
     std::string file = "/dev/stdout";
-    each_key(known, key, kLogFields, "",
-             [&](const std::string& name, const ast::Param& param, const std::string& field_key) {
-                 const ast::Node& value = param.value;
-                 auto text = string_value(value, field_key);
-                 if (!text) {
-                     return;
-                 }
-                 if (name == "level") {
-                     if (auto parsed = parse_level(*text)) {
-                         level = *parsed;
-                     } else {
-                         error(value.pos, field_key,
-                               "unknown log level \"" + *text + "\" (use debug, info, warn or error)");
-                     }
-                 } else if (name == "file") {
-                     if (text->empty()) {
-                         error(value.pos, field_key, "must not be empty (use /dev/stdout)");
-                     } else if (*text == "stdout" || *text == "stderr" || *text == "-") {
-                         // A relative file named "stdout" in the working directory is never
-                         // what was meant (and a read-only root filesystem refuses it).
-                         error(value.pos, field_key,
-                               "\"" + *text + "\" would be a file in the working directory: use " +
-                                   (*text == "stderr" ? "/dev/stderr" : "/dev/stdout"));
-                     } else {
-                         file = *text;
-                     }
-                 } else {
-                     log_dot_format_ = param.name.pos;
-                     if (lower(*text) == "text") {
-                         config.log.format = LogFormat::text;
-                     } else if (lower(*text) == "json") {
-                         config.log.format = LogFormat::json;
-                     } else {
-                         error(value.pos, field_key,
-                               "unknown log format \"" + *text + "\" (use text or json)");
-                     }
-                 }
-             });
+    each_key(
+        known, key, kLogFields, "",
+        [&](const std::string& name, const ast::Param& param, const std::string& field_key) {
+            const ast::Node& value = param.value;
+            auto text = string_value(value, field_key);
+            if (!text) {
+                return;
+            }
+            if (name == "level") {
+                if (auto parsed = parse_level(*text)) {
+                    level = *parsed;
+                } else {
+                    error(value.pos, field_key,
+                          "unknown log level \"" + *text + "\" (use debug, info, warn or error)");
+                }
+            } else if (name == "file") {
+                if (text->empty()) {
+                    error(value.pos, field_key, "must not be empty (use /dev/stdout)");
+                } else if (*text == "stdout" || *text == "stderr" || *text == "-") {
+                    // A relative file named "stdout" in the working directory is never
+                    // what was meant (and a read-only root filesystem refuses it).
+                    error(value.pos, field_key,
+                          "\"" + *text + "\" would be a file in the working directory: use " +
+                              (*text == "stderr" ? "/dev/stderr" : "/dev/stdout"));
+                } else {
+                    file = *text;
+                }
+            } else {
+                log_dot_format_ = param.name.pos;
+                if (lower(*text) == "text") {
+                    config.log.format = LogFormat::text;
+                } else if (lower(*text) == "json") {
+                    config.log.format = LogFormat::json;
+                } else {
+                    error(value.pos, field_key,
+                          "unknown log format \"" + *text + "\" (use text or json)");
+                }
+            }
+        });
     config.log.level = level;
     config.log.file = file;
 }

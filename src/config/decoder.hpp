@@ -69,16 +69,16 @@ class Decoder {
 
     std::vector<ConfigError>* errors_;
     std::vector<ConfigError>* warnings_;
-    ast::Position root_pos_;                     // the file, for problems not tied to a line
-    std::map<std::string, ast::Position> seen_;  // dotted key -> where it was set
-    std::set<std::string> invalid_;              // keys whose value was rejected
-    std::set<std::string> incomplete_;           // blocks with an unknown key
-    std::vector<LogEntry> log_entries_;          // `log <level> <file>` / {<level>: <file>}
-    std::optional<ast::Position> log_fields_;    // where {level, file, format} was set
-    std::optional<ast::Position> log_format_;    // where top-level log_format was set
+    ast::Position root_pos_;                       // the file, for problems not tied to a line
+    std::map<std::string, ast::Position> seen_;    // dotted key -> where it was set
+    std::set<std::string> invalid_;                // keys whose value was rejected
+    std::set<std::string> incomplete_;             // blocks with an unknown key
+    std::vector<LogEntry> log_entries_;            // `log <level> <file>` / {<level>: <file>}
+    std::optional<ast::Position> log_fields_;      // where {level, file, format} was set
+    std::optional<ast::Position> log_format_;      // where top-level log_format was set
     std::optional<ast::Position> log_dot_format_;  // where log.format was set
-    std::optional<TlsConfig> tls_;  // database.tls as written
-    std::optional<TlsConfig> ssl_;  // database.ssl as written
+    std::optional<TlsConfig> tls_;                 // database.tls as written
+    std::optional<TlsConfig> ssl_;                 // database.ssl as written
 };
 
 }  // namespace djinn::config

@@ -73,7 +73,8 @@ TempDirs& temp_dirs() {
 
 std::string temp_dir() {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/djinn-it.XXXXXX";
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/djinn-it.XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr)
         throw std::runtime_error("mkdtemp failed");
     chmod(tmpl.c_str(), 0755);

@@ -48,7 +48,8 @@ TEST(ConfigLogShapeTest, KubernetesStyleMapping) {
     EXPECT_EQ(c.log.file, "/dev/stdout");
     EXPECT_EQ(c.log.format, LogFormat::text);
 
-    Config all = yaml_ok("log:\n  level: debug\n  file: /var/log/djinn/scheduler.log\n  format: json\n");
+    Config all =
+        yaml_ok("log:\n  level: debug\n  file: /var/log/djinn/scheduler.log\n  format: json\n");
     EXPECT_EQ(all.log.level, LogLevel::debug);
     EXPECT_EQ(all.log.file, "/var/log/djinn/scheduler.log");
     EXPECT_EQ(all.log.format, LogFormat::json);

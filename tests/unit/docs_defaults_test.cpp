@@ -39,8 +39,10 @@ std::map<std::string, std::string> readme_defaults() {
             continue;
         }
         auto cell = [](std::string s) {
-            while (!s.empty() && s.front() == ' ') s.erase(0, 1);
-            while (!s.empty() && s.back() == ' ') s.pop_back();
+            while (!s.empty() && s.front() == ' ')
+                s.erase(0, 1);
+            while (!s.empty() && s.back() == ' ')
+                s.pop_back();
             return s;
         };
         out[cell(line.substr(1, second - 1))] = cell(line.substr(second + 1, third - second - 1));
