@@ -84,11 +84,16 @@ std::optional<LogLevel> parse_level(std::string_view text) {
     return std::nullopt;
 }
 
-// The keys of the mapping form of `log`, as Kubernetes-style configs spell them.
-const std::vector<std::string_view> kLogFields = {"level", "file", "format"};
+// The keys of the mapping form of `log`, as Kubernetes-style configs spell them. (A function:
+// constructing a namespace-scope vector could throw before main.)
+const std::vector<std::string_view>& log_field_names() {
+    static const std::vector<std::string_view> kFields = {"level", "file", "format"};
+    return kFields;
+}
 
 bool is_log_field(std::string_view name) {
-    return std::find(kLogFields.begin(), kLogFields.end(), lower(name)) != kLogFields.end();
+    const auto& fields = log_field_names();
+    return std::find(fields.begin(), fields.end(), lower(name)) != fields.end();
 }
 
 // The field of {level, file, format} that an unknown key in `log` probably meant: words other
@@ -107,7 +112,7 @@ std::string_view meant_log_field(std::string_view written) {
             return field;
         }
     }
-    for (auto field : kLogFields) {
+    for (auto field : log_field_names()) {
         if (edit_distance(name, field) <= 2) {
             return field;
         }
@@ -547,7 +552,7 @@ void Decoder::log_fields(const ast::Node& block, const std::string& key, Config&
     LogLevel level = LogLevel::info;
     std::string file = "/dev/stdout";
     each_key(
-        known, key, kLogFields, "",
+        known, key, log_field_names(), "",
         [&](const std::string& name, const ast::Param& param, const std::string& field_key) {
             const ast::Node& value = param.value;
             auto text = string_value(value, field_key);
