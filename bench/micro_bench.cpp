@@ -1,4 +1,5 @@
-// Micro-benchmarks of the scheduler's pure, per-cron work: manifest decoding and build planning,
+// Micro-benchmarks of the scheduler's pure, per-cron work: manifest decoding (libyaml, and the
+// yaml-cpp decoder it replaced for comparison) and build planning,
 // the curlyq message (gob + msgpack), next-run arithmetic, artifact hashes, PostgreSQL array
 // literals. Run: build-bench/bench/djinn_micro_bench (see BENCHMARKS.md).
 #include <benchmark/benchmark.h>
@@ -13,6 +14,7 @@
 #include "common/hashids.hpp"
 #include "manifest/build_plan.hpp"
 #include "manifest/manifest.hpp"
+#include "manifest_yamlcpp_reference.hpp"
 #include "queue/curlyq_codec.hpp"
 #include "schedule/schedule.hpp"
 #include "store/pg_array.hpp"
@@ -51,6 +53,22 @@ jobs:
 
 const std::set<std::string> kDrivers{"docker", "qemu-x86_64"};
 
+// A large manifest (about 90 KB): 5000 commands in one job, then 500 one-line jobs, as in
+// tests/integration/hostile_data_test.cpp.
+std::string large_manifest() {
+    std::string m =
+        "driver: {type: docker, image: alpine, workspace: /}\nstages: [a, b]\n"
+        "jobs:\n- stage: a\n  commands:\n";
+    for (int i = 0; i < 5000; ++i) {
+        m += "  - step " + std::to_string(i) + "\n";
+    }
+    for (int j = 0; j < 500; ++j) {
+        m += "- {stage: b, commands: [job " + std::to_string(j) + "]}\n";
+    }
+    return m;
+}
+
+// manifest::parse, libyaml's event parser with yaml.v2's rules.
 void BM_ManifestParse(benchmark::State& state) {
     for (auto _ : state) {
         auto m = djinn::manifest::parse(kManifest);
@@ -58,6 +76,37 @@ void BM_ManifestParse(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_ManifestParse);
+
+// The yaml-cpp decoder it replaced (tests/unit/manifest_yamlcpp_reference.cpp).
+void BM_ManifestParseYamlCpp(benchmark::State& state) {
+    for (auto _ : state) {
+        auto m = djinn::manifest::reference::parse_with_yamlcpp(kManifest);
+        benchmark::DoNotOptimize(m);
+    }
+}
+BENCHMARK(BM_ManifestParseYamlCpp);
+
+void BM_ManifestParseLarge(benchmark::State& state) {
+    const std::string text = large_manifest();
+    for (auto _ : state) {
+        auto m = djinn::manifest::parse(text);
+        benchmark::DoNotOptimize(m);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(text.size()));
+}
+BENCHMARK(BM_ManifestParseLarge)->Unit(benchmark::kMicrosecond);
+
+void BM_ManifestParseLargeYamlCpp(benchmark::State& state) {
+    const std::string text = large_manifest();
+    for (auto _ : state) {
+        auto m = djinn::manifest::reference::parse_with_yamlcpp(text);
+        benchmark::DoNotOptimize(m);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(text.size()));
+}
+BENCHMARK(BM_ManifestParseLargeYamlCpp)->Unit(benchmark::kMicrosecond);
 
 void BM_PlanBuild(benchmark::State& state) {
     auto parsed = djinn::manifest::parse(kManifest);
@@ -78,6 +127,29 @@ void BM_ParseAndPlan(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_ParseAndPlan);
+
+void BM_ParseAndPlanYamlCpp(benchmark::State& state) {
+    for (auto _ : state) {
+        auto parsed = djinn::manifest::reference::parse_with_yamlcpp(kManifest);
+        auto plan =
+            djinn::manifest::plan_build(std::get<djinn::manifest::Manifest>(parsed), kDrivers);
+        benchmark::DoNotOptimize(plan);
+    }
+}
+BENCHMARK(BM_ParseAndPlanYamlCpp);
+
+// A fixed number of iterations, for instruction counts that do not depend on this machine's
+// load (BENCHMARKS.md): valgrind --tool=callgrind --toggle-collect='*ParseAndPlanCounted*'
+// djinn_micro_bench --benchmark_filter='ParseAndPlanCounted', then Ir / 200.
+void BM_ParseAndPlanCounted(benchmark::State& state) {
+    BM_ParseAndPlan(state);
+}
+BENCHMARK(BM_ParseAndPlanCounted)->Iterations(200);
+
+void BM_ParseAndPlanYamlCppCounted(benchmark::State& state) {
+    BM_ParseAndPlanYamlCpp(state);
+}
+BENCHMARK(BM_ParseAndPlanYamlCppCounted)->Iterations(200);
 
 void BM_GobPayload(benchmark::State& state) {
     std::int64_t id = state.range(0);

@@ -113,9 +113,9 @@ run_pass() {
     P_CPU=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$RUN/time.txt")
     P_PGCPU=$(echo "$pg1 - $pg0" | bc -l)
     # Dispatch delay of the last build: from the start of the pass (the tick at which the whole
-    # burst fell due) to the log line written right after the last batch was enqueued.
+    # burst fell due) to the pass's summary line, written once the last batch is enqueued.
     start_ms=$(date -u -d "@$t0" +%s%3N)
-    last=$(grep ' batch: ' "$RUN/scheduler.log" | tail -1 | cut -d' ' -f1 || true)
+    last=$(grep ' pass done: ' "$RUN/scheduler.log" | tail -1 | cut -d' ' -f1 || true)
     if [ -n "$last" ]; then
         P_DELAY=$(echo "($(date -u -d "${last%Z}Z" +%s%3N) - $start_ms) / 1000" | bc -l)
     else

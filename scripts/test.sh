@@ -2,7 +2,8 @@
 # Runs every test of djinn-scheduler on this machine. Stages (default: all, in this order):
 #   build        build everything with warnings as errors, under AddressSanitizer +
 #                UndefinedBehaviorSanitizer (DJINN_SANITIZE=OFF for a plain build)
-#   unit         the unit tests
+#   unit         the unit tests (with the layering probes: an include across modules fails)
+#   lint         clang-format (no diff) and clang-tidy over src/ (.clang-tidy), scripts/lint.sh
 #   docs         the documentation's examples (scripts/check-docs.sh): every scheduler config of
 #                README.md, docs/, CHANGELOG.md and the chart's README through -check-config (both
 #                languages), every Helm values example and helm install command rendered
@@ -12,8 +13,9 @@
 #                replicas of the sanitized binary, every fault type, exactly-once checked
 #   fuzz         the libFuzzer targets, 30 s each (tests/fuzz/run.sh)
 #   tsan         ThreadSanitizer (scripts/tsan.sh): the unit tests, and the integration tests that
-#                run the pipelined dispatch (parse-ahead and enqueue threads) in the test process
-#                and in the scheduler binaries they start (DJINN_TSAN_FILTER overrides the set)
+#                run the pass pipeline (planner and enqueue threads) and the service loop in the
+#                test process and in the scheduler binaries they start (DJINN_TSAN_FILTER
+#                overrides the set)
 #   prometheus   the alerts and the dashboard with Debian's Prometheus 2.42 (tests/prometheus/run.sh,
 #                ~80 s): promtool test rules for every alert, then 3 replicas scraped by two real
 #                Prometheus servers (the chart's ServiceMonitor and PodMonitor relabelling): series,
@@ -32,7 +34,7 @@ cd "$root"
 jobs=$(nproc)
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-    stages=(build unit docs integration chaos fuzz tsan prometheus packaging image pods)
+    stages=(build unit lint docs integration chaos fuzz tsan prometheus packaging image pods)
 fi
 want() {
     local s
@@ -63,10 +65,12 @@ section() { printf '\n=== %s\n' "$*"; }
 if want build || want unit || want integration || want docs || want prometheus; then
     if [ "$sanitize" = ON ]; then
         section "build (warnings as errors, ASan + UBSan)"
-        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON \
+            -DDJINN_FAILPOINTS=ON
     else
         section "build (warnings as errors)"
-        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDJINN_SANITIZE=OFF
+        configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDJINN_SANITIZE=OFF \
+            -DDJINN_FAILPOINTS=ON
     fi
 fi
 # Sanitizer findings fail the run.
@@ -77,6 +81,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if want unit; then
     section "unit tests"
     ctest --test-dir "$build_dir" -L unit --output-on-failure -j"$jobs"
+fi
+
+if want lint; then
+    section "lint (clang-format, clang-tidy)"
+    "$root/scripts/lint.sh"
 fi
 
 services_needed=0
@@ -112,8 +121,8 @@ if want fuzz; then
 fi
 
 if want tsan; then
-    section "ThreadSanitizer (unit tests; integration: DispatchLookahead, CorePass, Fleet)"
-    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-DispatchLookahead|CorePass|Fleet} \
+    section "ThreadSanitizer (unit tests; integration: the store, the pass, the fleet, the service loop)"
+    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-'DispatchStore|CorePass|Fleet|Service\.(Concurrent|ALeader|RedisDown|Sigterm|Plan)|ServiceFaults.*logic_error'} \
         "$root/scripts/tsan.sh" unit integration
 fi
 

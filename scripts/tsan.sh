@@ -19,7 +19,8 @@ want() {
 }
 
 echo "=== build with ThreadSanitizer in $build"
-cmake -S "$root" -B "$build" -DDJINN_WERROR=ON -DDJINN_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$root" -B "$build" -DDJINN_WERROR=ON -DDJINN_TSAN=ON -DDJINN_FAILPOINTS=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
 logs="$build/tsan-logs"

@@ -5,13 +5,16 @@
 #include <signal.h>
 #include <sys/utsname.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
+#include "app/fatal_handler.hpp"
 #include "app/flags.hpp"
 #include "app/scheduler_app.hpp"
-#include "common/logging.hpp"
+#include "common/failpoints.hpp"
 #include "config/config.hpp"
+#include "logging/logging.hpp"
 
 namespace djinn::app {
 namespace {
@@ -80,6 +83,17 @@ int run_cli(int argc, char** argv) {
         return 1;
     }
     auto log = std::get<std::shared_ptr<spdlog::logger>>(made);
+    // From here on a broken invariant or an escaped exception ends up in the configured log.
+    fatal_handler::install(log);
+#ifdef DJINN_FAILPOINTS
+    if (const char* spec = std::getenv("DJINN_FAILPOINTS"); spec != nullptr && *spec != '\0') {
+        if (std::string err = failpoints::configure(spec); !err.empty()) {
+            log->error("DJINN_FAILPOINTS: {}", err);
+            return 2;
+        }
+        log->warn("failpoints armed (a test build): {}", spec);
+    }
+#endif
     for (const auto& w : loaded.warnings)
         log->warn("config: {}", w.to_string());
     log->info("{}", config::describe(cfg));

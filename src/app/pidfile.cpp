@@ -1,5 +1,7 @@
 #include "app/pidfile.hpp"
 
+#include "app/fatal_handler.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,10 +23,12 @@ std::variant<std::unique_ptr<Pidfile>, std::string> Pidfile::create(const std::s
     out.close();
     if (!out)
         return "cannot write pidfile " + path + ": " + std::strerror(errno);
+    fatal_handler::set_pidfile(path);  // a crash removes it too
     return std::unique_ptr<Pidfile>(new Pidfile(path));
 }
 
 Pidfile::~Pidfile() {
+    fatal_handler::set_pidfile("");
     std::error_code ec;
     std::filesystem::remove(path_, ec);
 }

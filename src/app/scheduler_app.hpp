@@ -1,28 +1,31 @@
 #pragma once
-// The scheduler process: ordered start, the tick loop, ordered stop.
+// The scheduler process: ordered start, the service loop, ordered stop.
 //
-// Loop (one thread, owning the PostgreSQL session): open a session (lock timeouts set), compete
-// for the advisory lock every retry_interval; as leader, run a pass at once and then on each
-// wall-clock boundary of `interval`, heartbeat the lock between passes, and treat any broken
-// session as lost leadership (stop, reconnect, compete again). Dispatch transactions run on the
-// lock's own session, so a replica that lost the lock cannot commit (fencing).
+// run(): the HTTP endpoints, then the service loop (service::ServiceLoop: connect, check,
+// compete for the advisory lock, lead: a pass on each tick), wired to PostgreSQL, Redis and the
+// pass pipeline. Dispatch transactions run on the lock's own session, so a replica that lost the
+// lock cannot commit (fencing); each batch also checks that its session holds the lock.
 // Stop (SIGTERM/SIGINT): /readyz turns 503 first, the batch in flight finishes and is enqueued,
 // the lock is released, the pidfile removed, exit 0. A drain that overruns drain_timeout ends the
 // process (exit 1): PostgreSQL rolls back the open transaction, nothing is half-written.
 //
+// /healthz is progress, not pass boundaries: every statement of a batch, every recovery page,
+// enqueue round and wait of the loop beats; the loop is stuck only when nothing beat for
+// http.liveness_timeout.
+//
 // Thread safety: run()/run_once() on one thread; request_stop() from any thread (signal thread);
 // live()/ready() from HTTP worker threads.
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 
 #include <spdlog/logger.h>
 
 #include "common/clock.hpp"
+#include "common/progress.hpp"
 #include "config/config.hpp"
+#include "service/service_loop.hpp"
 
 namespace djinn::metrics {
 class Metrics;
@@ -50,23 +53,19 @@ class SchedulerApp {
     int http_port() const { return http_port_.load(); }
 
   private:
-    void beat();
     // The `pidfile` directive: false (logged) when it cannot be written.
     bool open_pidfile(std::unique_ptr<Pidfile>& out);
-    bool wait_for(std::chrono::milliseconds d);  // false when stop was requested
 
     config::Config config_;
     std::shared_ptr<spdlog::logger> log_;
     const Clock& clock_;
     std::unique_ptr<metrics::Metrics> metrics_;
-
-    std::atomic<bool> stop_{false};
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::atomic<std::int64_t> heartbeat_us_{0};
-    std::atomic<bool> db_ok_{false};
-    std::atomic<bool> redis_ok_{false};
-    std::atomic<bool> started_{false};
+    Progress progress_;
+    service::StopWaiter waiter_;
+    // Set once by run(); lives as long as the app, so that HTTP threads may read its state at
+    // any time (the server is stopped before the ports the loop uses are gone).
+    std::unique_ptr<service::ServiceLoop> loop_holder_;
+    std::atomic<const service::ServiceLoop*> loop_{nullptr};
     std::atomic<int> http_port_{0};
 };
 

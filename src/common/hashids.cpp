@@ -93,7 +93,7 @@ std::u32string hash_number(std::int64_t input, std::u32string_view alphabet) {
 
 }  // namespace
 
-Hashids::Hashids(std::string salt, std::size_t min_length, std::string alphabet)
+Hashids::Hashids(std::string salt, std::size_t min_length, const std::string& alphabet)
     : salt_(std::move(salt)), min_length_(min_length) {
     const std::u32string given = decode_utf8(alphabet);
     if (given.size() < kMinAlphabetLength) {

@@ -21,7 +21,8 @@ class Hashids {
     // Throws std::invalid_argument for an alphabet of fewer than 16 characters, containing
     // spaces, or containing a character twice (go-hashids refuses duplicates too). Salt and
     // alphabet are UTF-8; the algorithm runs on code points as Go ([]rune) and Python do.
-    Hashids(std::string salt, std::size_t min_length, std::string alphabet = kDefaultAlphabet);
+    Hashids(std::string salt, std::size_t min_length,
+            const std::string& alphabet = kDefaultAlphabet);
     // Throws std::invalid_argument for an empty list or a negative number (go-hashids returns
     // an error for both).
     std::string encode(const std::vector<std::int64_t>& numbers) const;

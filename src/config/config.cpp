@@ -142,6 +142,7 @@ std::string describe(const Config& config) {
     out += " database=" + config.database.username + "@" + config.database.addr + "/" +
            config.database.name;
     out += " database.password=" + std::string(set_or_not(config.database.password));
+    out += " database.statement_timeout=" + format_duration(config.database.statement_timeout);
     if (config.database.tls) {
         out += " database.tls=ca:" + config.database.tls->ca;
         if (!config.database.tls->cert.empty()) {
@@ -153,6 +154,7 @@ std::string describe(const Config& config) {
     out += " redis=" + config.redis.addr +
            " redis.password=" + std::string(set_or_not(config.redis.password));
     out += " http=" + (config.http.addr.empty() ? std::string("off") : config.http.addr);
+    out += " http.liveness_timeout=" + format_duration(config.http.liveness_timeout);
     out += " leader.key=" + std::to_string(config.leader.lock_key) +
            " leader.retry_interval=" + format_duration(config.leader.retry_interval) +
            " leader.lock_timeout=" + format_duration(config.leader.lock_timeout);

@@ -17,8 +17,9 @@
 //   log_format "text"|"json"          drivers ["docker", "os", "qemu-x86_64", "ssh",]
 //   crypto { salt }                   (auth, block, hash: accepted and ignored, as Djinn's
 //                                      shared crypto block has them)
-//   database { addr name username password tls { ca cert key } }   (`ssl` = deprecated tls)
-//   redis { addr password }           http { addr }                 drain_timeout <duration>
+//   database { addr name username password statement_timeout tls { ca cert key } }
+//                                     (`ssl` = deprecated tls)
+//   redis { addr password }           http { addr liveness_timeout }  drain_timeout <duration>
 //   leader { key <int64> retry_interval <duration> lock_timeout <duration> }
 //
 // Thread safety: Config is a plain value. The load functions may be called from any
@@ -42,11 +43,16 @@ struct TlsConfig {
 };
 
 struct DatabaseConfig {
-    std::string addr = "localhost:5432";  // host:port, or an absolute unix-socket directory
+    // host:port, or an absolute unix-socket directory; or several, comma separated
+    // ("pg-a:5432,pg-b:5432"): libpq tries them in order for a writable primary.
+    std::string addr = "localhost:5432";
     std::string name = "djinn";
     std::string username;
     std::string password;          // never logged
     std::optional<TlsConfig> tls;  // `tls { }` or the deprecated `ssl { }`
+    // The session's statement_timeout: no statement runs longer, whatever the server's,
+    // database's or role's setting.
+    std::chrono::milliseconds statement_timeout{60000};
 };
 
 struct RedisConfig {
@@ -62,6 +68,9 @@ struct LogConfig {
 
 struct HttpConfig {
     std::string addr;  // "host:port"; empty: no HTTP server
+    // /healthz answers 503 once the service loop has made no progress for this long. At least
+    // database.statement_timeout + 10s (one statement may take that long).
+    std::chrono::milliseconds liveness_timeout{120000};
 };
 
 struct LeaderConfig {

@@ -291,6 +291,42 @@ std::optional<std::string> Decoder::address_value(const ast::Node& node, const s
     return value;
 }
 
+std::optional<std::string> Decoder::database_addresses(const ast::Node& node,
+                                                       const std::string& key) {
+    auto value = string_value(node, key);
+    if (!value) {
+        return std::nullopt;
+    }
+    // libpq's multi-host form: "pg-a:5432,pg-b:5432" (tried in order for a writable primary).
+    if (value->empty()) {
+        error(node.pos, key, "must not be empty");
+        return std::nullopt;
+    }
+    std::size_t start = 0;
+    int index = 0;
+    for (;;) {
+        const auto comma = value->find(',', start);
+        const std::string one =
+            value->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (one.empty() || one.front() != '/') {
+            std::string problem = check_host_port(one, false);
+            if (!problem.empty()) {
+                const bool several = comma != std::string::npos || index > 0;
+                error(node.pos, key,
+                      (several ? "entry " + std::to_string(index + 1) + " of \"" + *value + "\": "
+                               : std::string()) +
+                          problem);
+                return std::nullopt;
+            }
+        }
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+        ++index;
+    }
+    return value;
+}
+
 std::optional<std::int64_t> Decoder::integer_value(const ast::Node& node, const std::string& key) {
     if (node.kind != ast::Kind::integer) {
         error(node.pos, key, "expected an integer, got " + shown(node));
@@ -654,11 +690,12 @@ void Decoder::database(const ast::Node& node, Config& config) {
     if (!expect_block(node, "database")) {
         return;
     }
-    each_key(node, "database", {"addr", "name", "username", "password", "tls", "ssl"}, "",
+    each_key(node, "database",
+             {"addr", "name", "username", "password", "tls", "ssl", "statement_timeout"}, "",
              [&](const std::string& name, const ast::Param& param, const std::string& key) {
                  const ast::Node& value = param.value;
                  if (name == "addr") {
-                     if (auto v = address_value(value, key, false, true)) {
+                     if (auto v = database_addresses(value, key)) {
                          config.database.addr = *v;
                      }
                  } else if (name == "name") {
@@ -676,6 +713,10 @@ void Decoder::database(const ast::Node& node, Config& config) {
                  } else if (name == "password") {
                      if (auto v = string_value(value, key)) {
                          config.database.password = *v;
+                     }
+                 } else if (name == "statement_timeout") {
+                     if (auto v = duration_value(value, key)) {
+                         config.database.statement_timeout = *v;
                      }
                  } else if (name == "tls") {
                      if (expect_block(value, key)) {
@@ -725,8 +766,14 @@ void Decoder::http(const ast::Node& node, Config& config) {
     if (!expect_block(node, "http")) {
         return;
     }
-    each_key(node, "http", {"addr"}, "",
-             [&](const std::string&, const ast::Param& param, const std::string& key) {
+    each_key(node, "http", {"addr", "liveness_timeout"}, "",
+             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+                 if (name == "liveness_timeout") {
+                     if (auto v = duration_value(param.value, key)) {
+                         config.http.liveness_timeout = *v;
+                     }
+                     return;
+                 }
                  auto text = string_value(param.value, key);
                  if (!text) {
                      return;
@@ -758,6 +805,17 @@ void Decoder::leader(const ast::Node& node, Config& config) {
                  }
              });
 }
+
+namespace {
+constexpr std::chrono::milliseconds kLivenessMargin{10000};
+// What one cron of a batch costs inside its transaction, with a margin of 4 over what was
+// measured (docs/reliability.md, "Big batches"): the client's work between two statements
+// (one table's array literals: about 12 us a cron) must stay within half of lock_timeout, the
+// server's idle_in_transaction_session_timeout; the largest statement (the jobs insert: about
+// 150 us a cron) within statement_timeout.
+constexpr std::chrono::microseconds kIdleWorkPerCron{50};
+constexpr std::chrono::microseconds kStatementWorkPerCron{600};
+}  // namespace
 
 void Decoder::cross_field(const Config& config) {
     if (tls_ && ssl_) {
@@ -799,6 +857,51 @@ void Decoder::cross_field(const Config& config) {
         !invalid_.count("leader.lock_timeout")) {
         error(seen_.count("leader.lock_timeout") ? seen_["leader.lock_timeout"] : root_pos_,
               "leader.lock_timeout", "must be at least 1s");
+    }
+    auto place = [&](const std::string& key) {
+        auto it = seen_.find(key);
+        return it == seen_.end() ? root_pos_ : it->second;
+    };
+    if (config.database.statement_timeout < std::chrono::milliseconds(1000) &&
+        !invalid_.count("database.statement_timeout")) {
+        error(place("database.statement_timeout"), "database.statement_timeout",
+              "must be at least 1s");
+    }
+    // Progress is reported between statements: one statement may legitimately take up to
+    // statement_timeout, and /healthz must not call that stuck.
+    if (config.http.liveness_timeout < config.database.statement_timeout + kLivenessMargin &&
+        !invalid_.count("http.liveness_timeout") && !invalid_.count("database.statement_timeout")) {
+        error(place(seen_.count("http.liveness_timeout") ? "http.liveness_timeout"
+                                                         : "database.statement_timeout"),
+              "http.liveness_timeout",
+              "must be at least database.statement_timeout + 10s (" +
+                  std::to_string((config.database.statement_timeout + kLivenessMargin).count()) +
+                  " ms): a single statement may run that long while the loop is healthy");
+    }
+    if (!invalid_.count("batch_size") && !invalid_.count("leader.lock_timeout")) {
+        const auto idle = kIdleWorkPerCron * config.batch_size;
+        if (idle * 2 > config.leader.lock_timeout) {
+            const auto most = (config.leader.lock_timeout / 2) / kIdleWorkPerCron;
+            error(place("batch_size"), "batch_size",
+                  std::to_string(config.batch_size) + " crons per transaction need a " +
+                      "leader.lock_timeout of at least " +
+                      std::to_string(std::chrono::ceil<std::chrono::seconds>(idle * 2).count()) +
+                      "s: the server ends a session idle in a transaction for lock_timeout, and "
+                      "a batch's work between two statements grows with it; use batch_size <= " +
+                      std::to_string(most) + " or raise leader.lock_timeout");
+        }
+    }
+    if (!invalid_.count("batch_size") && !invalid_.count("database.statement_timeout")) {
+        const auto work = kStatementWorkPerCron * config.batch_size;
+        if (work > config.database.statement_timeout) {
+            error(place("batch_size"), "batch_size",
+                  std::to_string(config.batch_size) + " crons per transaction need a " +
+                      "database.statement_timeout of at least " +
+                      std::to_string(std::chrono::ceil<std::chrono::seconds>(work).count()) +
+                      "s: a batch's largest statement grows with it; use batch_size <= " +
+                      std::to_string(config.database.statement_timeout / kStatementWorkPerCron) +
+                      " or raise database.statement_timeout");
+        }
     }
     if (config.crypto_salt.empty() && !invalid_.count("crypto.salt")) {
         auto crypto = seen_.find("crypto");

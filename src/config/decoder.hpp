@@ -48,6 +48,9 @@ class Decoder {
     std::optional<std::string> string_value(const ast::Node& node, const std::string& key);
     std::optional<std::string> address_value(const ast::Node& node, const std::string& key,
                                              bool allow_empty_host, bool allow_socket_dir);
+    // database.addr: one address (host:port or a unix-socket directory) or several, comma
+    // separated (libpq's multi-host form).
+    std::optional<std::string> database_addresses(const ast::Node& node, const std::string& key);
     std::optional<std::int64_t> integer_value(const ast::Node& node, const std::string& key);
     std::optional<std::chrono::milliseconds> duration_value(const ast::Node& node,
                                                             const std::string& key);

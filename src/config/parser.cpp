@@ -150,9 +150,7 @@ class FileParser {
         report_unless_bad(std::string("expected newline or ';'") + (in_block ? " or '}'" : "") +
                           " after the value, got " + describe(tok_));
         skip_statement();
-        if (tok_.token == Token::semi) {
-            next();
-        } else if (!in_block && tok_.token == Token::rbrace) {
+        if (tok_.token == Token::semi || (!in_block && tok_.token == Token::rbrace)) {
             next();
         }
     }
@@ -308,7 +306,7 @@ class FileParser {
     }
 
     void include(ast::Node& root) {
-        path_.push_back("include");
+        path_.emplace_back("include");
         next();  // the keyword
         std::vector<ast::Node> paths;
         bool ok = true;

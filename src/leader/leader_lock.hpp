@@ -12,8 +12,8 @@
 // Bound on a frozen or partitioned leader. The app opens the lock session with
 //   SessionOptions{.idle_session_timeout = lock_timeout,
 //                  .idle_in_transaction_timeout = lock_timeout,
-//                  .tcp_user_timeout <= lock_timeout}
-// and calls verify() (a heartbeat query) every lock_timeout / 3 when it has nothing else to
+//                  .tcp_user_timeout = lock_timeout / 2}
+// and calls verify() (a heartbeat query) every lock_timeout / 4 when it has nothing else to
 // run on the session. Then:
 //   - server side: a leader that stops talking (process frozen, SIGSTOP, VM paused, network
 //     partition) leaves its session idle, and the server itself ends the session after
@@ -23,7 +23,8 @@
 //     statement. A leader that wakes up later finds its session gone: it cannot commit.
 //   - client side: a leader whose server went away notices at its next statement; TCP
 //     keepalives and tcp_user_timeout bound how long that statement can hang on a dead peer,
-//     so it steps down within about heartbeat interval + tcp_user_timeout.
+//     so it steps down within heartbeat interval + a Redis ping (lock_timeout / 8) +
+//     tcp_user_timeout = 7/8 of lock_timeout: before the server can hand the lock to a standby.
 //   Not bounded by these settings: one statement that runs for a long time while the client is
 //   alive (the session is active, not idle); the app bounds those with statement_timeout.
 //
@@ -38,6 +39,7 @@
 #include <optional>
 #include <string>
 
+#include "store/advisory_lock.hpp"
 #include "store/pg_connection.hpp"
 
 namespace djinn::leader {
@@ -50,18 +52,14 @@ class LeaderLock {
         error,          // the query failed; see last_error() (broken() if the session is gone)
     };
 
-    struct PgLockId {
-        std::uint32_t classid;
-        std::uint32_t objid;
-        std::uint32_t objsubid;
-    };
+    using PgLockId = store::PgLockId;
 
     explicit LeaderLock(std::int64_t key) : key_(key) {}
 
     std::int64_t key() const { return key_; }
 
     // How pg_locks shows this key.
-    static PgLockId pg_lock_id(std::int64_t key);
+    static PgLockId pg_lock_id(std::int64_t key) { return store::pg_lock_id(key); }
 
     // pg_try_advisory_lock(key) unless this session already holds it (session locks stack;
     // taking it twice would need two unlocks). Never blocks on the lock.
@@ -74,6 +72,13 @@ class LeaderLock {
     // pg_advisory_unlock(key). True if this session held the lock and released it. On a broken
     // session there is nothing to do: the server released the lock when the session ended.
     bool release(store::PgConnection& session);
+
+    // The server process holding the lock now (any session), if one does.
+    std::optional<int> holder(store::PgConnection& session);
+
+    // Ends the server process `pid` (pg_terminate_backend: allowed for the scheduler's own role).
+    // For a lock left on a pooled server connection that no client session owns any more.
+    bool terminate(store::PgConnection& session, int pid);
 
     // The error of the latest failed call, cleared by the next successful one.
     const std::optional<store::PgError>& last_error() const { return last_error_; }

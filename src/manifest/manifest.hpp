@@ -1,6 +1,7 @@
 #pragma once
 // A Djinn build manifest (YAML), decoded as Djinn v1.3.0 decodes it (manifest/manifest.go,
 // runner/passthrough.go). Pure; thread-safe (no shared state).
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,13 +51,42 @@ struct ParseError {
     std::string reason;  // one line, e.g. "line 3, column 5: jobs must be a list"
 };
 
-// Decodes with gopkg.in/yaml.v2 (v2.2.8) semantics; manifest.cpp lists the rules. In short:
-// unknown keys are ignored; other scalar types become their text; null is the zero value;
-// merge keys and anchors work; a shape mismatch anywhere, invalid YAML, invalid UTF-8 or a
-// control character is a ParseError (yaml-cpp's exceptions never escape).
+// Decodes with gopkg.in/yaml.v2 (v2.2.8) semantics, reading the text with libyaml (the C
+// library yaml.v2 was ported from); manifest.cpp lists the rules. In short: unknown keys are
+// ignored; other scalar types become their text; null is the zero value; merge keys and anchors
+// work, alias expansion is bounded as in yaml.v2; a shape mismatch anywhere, invalid YAML,
+// invalid UTF-8 or a control character is a ParseError. Nothing is thrown (std::bad_alloc
+// aside): libyaml's errors become ParseErrors "line L, column C: ...".
 // An empty, comment-only or null document is an empty Manifest, not an error: it has no
 // driver, so plan_build skips it as unknown_driver, which is what v1.3.0 does with a manifest
 // that names no driver.
 std::variant<Manifest, ParseError> parse(std::string_view yaml);
+
+namespace detail {
+
+// The decisions where this decoder (yaml.v2's rules, libyaml's reading) deliberately differs
+// from the yaml-cpp decoder it replaced. parse_traced() reports which of them a decode took, so
+// that the differential tests can tell an intended difference from a bug; manifest.cpp and
+// yaml_tree.cpp explain each.
+enum Rule : std::uint32_t {
+    kTagResolution = 1u << 0,      // an explicit !!bool/!!int/!!float/!!null/!!timestamp checked
+    kNullSpelling = 1u << 1,       // `Null`/`NULL` into objects/artifacts: entries kept
+    kNullIntoStruct = 1u << 2,     // "null"/"~"/!!null where a source or passthrough was expected
+    kMergeOfNonMapping = 1u << 3,  // `<<` of an alias to a list or scalar
+    kAliasKey = 1u << 4,           // an alias to `<<` used as a key: an ordinary key
+    kAliasRatio = 1u << 5,         // yaml.v2's bound on alias expansion
+    kAliasCycle = 1u << 6,         // "anchor value contains itself", by alias as yaml.v2 tracks it
+    kSyntax = 1u << 7,             // a refusal of YamlTree where libyaml 0.2.5 and yaml.v2 differ
+};
+
+struct Traced {
+    std::variant<Manifest, ParseError> result;
+    std::uint32_t rules = 0;  // Rule bits
+};
+
+// parse(), also saying which Rules the decode applied. For the differential tests.
+Traced parse_traced(std::string_view yaml);
+
+}  // namespace detail
 
 }  // namespace djinn::manifest

@@ -5,7 +5,9 @@ Runs 3 replicas against the PostgreSQL and Redis started by scripts/lib/services
 DJINN_TEST_* environment), makes crons fall due continuously, injects faults at seeded moments
 and checks, from the database and the queues, that every due (cron, scheduled time) got exactly
 one build and one queue job. Python 3 standard library only; psql for SQL, a small RESP client
-for Redis. Everything listens on 127.0.0.1.
+for Redis. Everything listens on 127.0.0.1, and, for the `partition` fault, on the host end of a
+veth pair whose other end is in replica c's own network namespace (tests/chaos/partition.py,
+created by run.sh).
 
 How a due (cron, scheduled time) is known: the harness records it in its own table chaos_due in
 the same transaction that makes the cron due (an INSERT of a new cron, or an UPDATE that rewinds
@@ -15,15 +17,19 @@ what it committed, and the expected build count of a cron is its number of chaos
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
+
+import partition as net
 
 ENV = os.environ
 RUNDIR = ENV["DJINN_TEST_RUNDIR"]
@@ -45,8 +51,24 @@ USERS = 5
 GOOD_MANIFEST = ("driver: {type: docker, image: alpine, workspace: /src}\n"
                  "stages: [test]\njobs:\n- stage: test\n  commands: [make]")
 BAD_MANIFEST = "driver: [unclosed\njobs: {"
-FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
-          "freeze")
+ALL_FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
+              "freeze", "partition")
+FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, partition available)
+
+# The partition fault: replica PART_REPLICA runs in the network namespace run.sh made
+# (partition.py up); it reaches PostgreSQL and Redis at NET_HOST_ADDR over the veth pair.
+NETNS = ENV.get("DJINN_CHAOS_NETNS", "")
+NET_HOST_IF = ENV.get("DJINN_CHAOS_NET_HOST_IF", "")
+NET_NS_IF = ENV.get("DJINN_CHAOS_NET_NS_IF", "")
+NET_HOST_ADDR = ENV.get("DJINN_CHAOS_NET_HOST_ADDR", "")
+NET_NS_ADDR = ENV.get("DJINN_CHAOS_NET_NS_ADDR", "")
+NET_SUBNET = ENV.get("DJINN_CHAOS_NET_SUBNET", "")
+PARTITION_SKIP = ENV.get("DJINN_CHAOS_PARTITION_SKIP", "" if NETNS else
+                         "no network namespace (run the harness through tests/chaos/run.sh)")
+PART_REPLICA = "c"
+# A commit of the partitioned replica this long after the cut counts as after it: a COMMIT it
+# sent just before the cut may still be executed by the server a moment later.
+CUT_GRACE_S = 0.5
 
 T0 = time.time()
 
@@ -57,6 +79,31 @@ def log(msg):
 
 def utc(ts):
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def fmt_s(x):
+    return "?" if x is None else f"{x:.2f}s"
+
+
+def log_time(line):
+    """The time (epoch seconds) of one JSON log line of a replica."""
+    try:
+        t = json.loads(line)["time"]
+        return dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=dt.timezone.utc).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def json_msg(line):
+    try:
+        return json.loads(line)["msg"]
+    except (ValueError, KeyError, TypeError):
+        return line.strip()
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP: the harness stops, cleans up and exits 2."""
 
 
 class HarnessError(Exception):
@@ -183,9 +230,13 @@ class RedisServer:
         self.starts += 1
         logf = open(os.path.join(RUNDIR, "redis-chaos.log"), "ab")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
-             "--daemonize", "no"], stdout=logf, stderr=subprocess.STDOUT)
+            [REDIS_SERVER, "--port", str(REDIS_PORT), "--bind", "127.0.0.1"]
+            # The partitioned replica connects from its namespace: not from loopback, so
+            # protected mode (no password) would refuse it. Only loopback and the private veth
+            # pair are bound.
+            + ([NET_HOST_ADDR, "--protected-mode", "no"] if NETNS else []) + [
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+                "--daemonize", "no"], stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -216,11 +267,16 @@ class RedisServer:
 # --------------------------------------------------------------------------- replicas
 
 class Replica:
-    def __init__(self, name, binary, rundir):
+    def __init__(self, name, binary, rundir, netns=""):
         self.name = name
         self.role = "chaos_" + name
         self.binary = binary
         self.rundir = rundir
+        # In its own network namespace, the replica reaches the services at the host end of the
+        # veth pair and serves its metrics on its own end.
+        self.netns = netns
+        self.http_host = NET_NS_ADDR if netns else "127.0.0.1"
+        services = NET_HOST_ADDR if netns else "127.0.0.1"
         self.conf = os.path.join(rundir, f"{name}.conf")
         self.proc = None
         self.incarnation = 0
@@ -238,16 +294,16 @@ crypto {{
     salt "1a2b3c4d5e6f7g8h"
 }}
 database {{
-    addr "{PGHOST}:{PGPORT}"
+    addr "{NET_HOST_ADDR if netns else PGHOST}:{PGPORT}"
     name "{DB}"
     username "{self.role}"
     password "secret"
 }}
 redis {{
-    addr "127.0.0.1:{REDIS_PORT}"
+    addr "{services}:{REDIS_PORT}"
 }}
 http {{
-    addr "127.0.0.1:0"
+    addr "{self.http_host}:0"
 }}
 leader {{
     retry_interval {RETRY_S}s
@@ -264,9 +320,11 @@ drain_timeout {DRAIN_S}s
         self.incarnation += 1
         path = os.path.join(self.rundir, f"{self.name}.{self.incarnation}.log")
         self.logs.append(path)
+        # `ip netns exec` execs the binary in the namespace: the pid is the scheduler's.
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         with open(path, "ab") as out:
-            self.proc = subprocess.Popen([self.binary, "-config", self.conf], stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(prefix + [self.binary, "-config", self.conf],
+                                         stdout=out, stderr=subprocess.STDOUT)
         self.expected_exit = False
 
     def alive(self):
@@ -298,8 +356,8 @@ drain_timeout {DRAIN_S}s
         if not port:
             return None
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            with socket.create_connection((self.http_host, port), timeout=timeout) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 data = b""
                 while True:
                     chunk = s.recv(65536)
@@ -407,6 +465,8 @@ class Chaos:
         self.faults = []
         self.violations = []
         self.freezes = []
+        self.partitions = []
+        self.cut_active = False
 
     # ---- setup
 
@@ -416,7 +476,23 @@ class Chaos:
         psql("ALTER SYSTEM SET log_line_prefix = '%m [%p] %u '", db="postgres")
         psql("ALTER SYSTEM SET log_timezone = 'UTC'", db="postgres")
         psql("ALTER SYSTEM SET log_statement = 'mod'", db="postgres")
+        # The parameters of each INSERT INTO builds (the build ids) say which backend wrote
+        # which build: in full.
+        psql("ALTER SYSTEM SET log_parameter_max_length = -1", db="postgres")
+        if NETNS:
+            # The partitioned replica logs in from its namespace's address.
+            with open(os.path.join(PGDATA, "pg_hba.conf"), "a", encoding="utf-8") as f:
+                f.write(f"host  all all {NET_SUBNET} scram-sha-256\n")
         psql("SELECT pg_reload_conf()", db="postgres")
+        if "partition" in FAULTS:
+            listen = psql("SHOW listen_addresses", db="postgres")[0][0]
+            if NET_HOST_ADDR not in listen.split(","):
+                raise HarnessError(f"PostgreSQL listens on {listen!r}, not on {NET_HOST_ADDR}: "
+                                   f"start it with -c listen_addresses=127.0.0.1,{NET_HOST_ADDR}"
+                                   f" (run.sh does, through DJINN_TEST_PGOPTS)")
+            if psql("SHOW track_commit_timestamp", db="postgres")[0][0] != "on":
+                raise HarnessError("track_commit_timestamp is off: the partition fault checks "
+                                   "when builds committed (run.sh sets it)")
         psql(f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE}", db="postgres")
         # One login role per replica, member of Djinn's djinn_scheduler role (same privileges):
         # the PostgreSQL log then says which replica wrote what.
@@ -437,11 +513,28 @@ class Chaos:
             time.sleep(0.05)
         self.redis.start()
         for name in REPLICAS:
-            self.replicas[name] = Replica(name, self.args.bin, RUNDIR)
+            netns = NETNS if name == PART_REPLICA and "partition" in FAULTS else ""
+            self.replicas[name] = Replica(name, self.args.bin, RUNDIR, netns)
             self.replicas[name].start()
         holder = self.wait_leader(None, 20)
         if holder is None:
             raise HarnessError("no leader within 20 s of start")
+        if "partition" in FAULTS:
+            # Replica c really talks over the veth pair (else the cut would cut nothing).
+            deadline = time.time() + 20
+            addrs = None
+            while time.time() < deadline:
+                addrs = psql_try(f"SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
+                                 f"WHERE usename = 'chaos_{PART_REPLICA}'")
+                if addrs:
+                    break
+                time.sleep(0.2)
+            if addrs != [[NET_NS_ADDR]]:
+                raise HarnessError(f"replica {PART_REPLICA}'s PostgreSQL sessions come from "
+                                   f"{addrs}, not from {NET_NS_ADDR} in {NETNS} (see its log "
+                                   f"{self.replicas[PART_REPLICA].log_path})")
+            log(f"replica {PART_REPLICA} in network namespace {NETNS}: PostgreSQL sees it at "
+                f"{NET_NS_ADDR}")
         log(f"3 replicas started, leader {holder[1]}")
 
     # ---- observation
@@ -492,10 +585,68 @@ class Chaos:
                      "WHERE origin = 'burst')", timeout=5)
         return f"{r[0][0]}/{r[0][1]}" if r else "?"
 
+    def sessions_of(self, role):
+        rows = psql_try(f"SELECT pid FROM pg_stat_activity WHERE usename = '{role}'", timeout=5)
+        return None if rows is None else {int(r[0]) for r in rows}
+
+    def lead_on(self, name):
+        """Moves the lock to replica `name` if another holds it: SIGTERMs the other replicas
+        (a leader releases the lock as it exits), waits until `name` holds it, starts them again
+        and waits until they are connected standbys. Returns a note, or None if it failed."""
+        h = self.lock_holder()
+        if h is not None and h[1] == name:
+            return ""
+        t0 = time.time()
+        others = [r for n, r in self.replicas.items() if n != name]
+        for r in others:
+            r.expected_exit = True
+            r.signal(signal.SIGTERM)
+        for r in others:
+            try:
+                rc = r.proc.wait(DRAIN_S + 5)
+            except subprocess.TimeoutExpired:
+                rc = None
+                r.signal(signal.SIGKILL)
+                r.proc.wait(10)
+            if rc != 0:
+                self.violation(f"replica {r.name} exited {rc} on SIGTERM (moving the lock to "
+                               f"{name}), not 0")
+        got = None
+        deadline = time.time() + LOCK_TIMEOUT_S * 2 + 10
+        while time.time() < deadline:
+            h = self.lock_holder()
+            if h is not None and h[1] == name:
+                got = h
+                break
+            time.sleep(0.1)
+        for r in others:
+            r.start()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            roles = psql_try("SELECT DISTINCT usename FROM pg_stat_activity", timeout=5) or []
+            if {r.role for r in others} <= {x[0] for x in roles}:
+                break
+            time.sleep(0.2)
+        else:
+            self.violation(f"replicas {[r.name for r in others]} not connected 20 s after their "
+                           f"restart")
+        if got is None:
+            self.violation(f"replica {name} did not take the lock with every other replica "
+                           f"stopped")
+            return None
+        return (f"lock moved to {name} first ({', '.join(r.name for r in others)} stopped and "
+                f"restarted, {time.time() - t0:.1f}s)")
+
     def inject(self, kind, workload):
         rng = self.rng
         f = {"kind": kind, "t": time.time() - T0, "param": "", "before": "-", "after": "-",
              "failover_s": None, "burst": "-", "note": ""}
+        if kind == "partition":
+            # The partitioned replica must be the leader when its link is cut.
+            moved = self.lead_on(PART_REPLICA)
+            if moved is None:
+                return
+            f["note"] = moved
         holder = self.lock_holder()
         if holder is None:
             holder = self.wait_leader(None, 30)
@@ -507,11 +658,21 @@ class Chaos:
         rep = self.replicas[old_name]
         burst_n = rng.randint(150, 400)
         delay = rng.uniform(0.0, 0.8)
+        if kind == "partition":
+            # Cut within the burst's pass (150-400 crons: about 0.1-0.5 s here), not after it.
+            delay /= 4
         self.burst(workload, burst_n)
         # Wait until the next tick boundary plus a random delay: the pass is then running.
         now = time.time()
         boundary = (int(now) // INTERVAL_S + 1) * INTERVAL_S
         time.sleep(max(0.0, boundary + delay - now))
+        if kind == "partition":
+            now_holder = self.lock_holder()
+            if now_holder != (old_pid, PART_REPLICA):
+                self.violation(f"partition: the lock moved from replica {PART_REPLICA} (backend "
+                               f"{old_pid}) to {now_holder} before the cut, with no fault "
+                               f"injected")
+                return
         f["burst"] = self.burst_progress()
         t_inject = time.time()
         f["t"] = t_inject - T0
@@ -636,12 +797,150 @@ class Chaos:
             f["note"] = (f["note"] + " " if f["note"] else "") + (
                 "resumed: stepped down" + (f", its batch on the dead session failed ({tried})"
                                            if tried else ""))
+        elif kind == "partition":
+            hold = LOCK_TIMEOUT_S + rng.uniform(4.0, 8.0 if self.args.duration <= 300 else 16.0)
+            f["param"] = f"link cut {hold:.1f}s (lock_timeout {LOCK_TIMEOUT_S}s)"
+            self.partition(rep, old_pid, hold, f)
         else:
             raise HarnessError(f"unknown fault {kind}")
         self.faults.append(f)
         took = "" if f["failover_s"] is None else f"in {f['failover_s']:.2f}s"
         log(f"fault {kind:13} {f['param']:36} leader {f['before']} -> {f['after']} {took} "
             f"burst {f['burst']} {f['note']}")
+
+    def partition(self, rep, old_pid, hold, f):
+        """Cuts the leader's link for `hold` seconds (see partition.py), measuring from the
+        database when its session ends and when a standby holds the lock; then restores it and
+        waits until the replica is connected again, as a standby. What it committed, and when
+        the standby first committed, is checked at the end (check_partitions)."""
+        sessions = self.sessions_of(rep.role) or set()
+        offset = os.path.getsize(rep.log_path)
+        p = {"name": rep.name, "role": rep.role, "old_pid": old_pid, "sessions": sessions,
+             "hold": hold, "log": rep.log_path, "log_offset": offset, "fault": f}
+        pglog = os.path.join(RUNDIR, "postgres.log")
+        pglog_offset = os.path.getsize(pglog)
+        t_start = time.time()
+        self.cut_active = True
+        net.cut(NETNS, NET_HOST_IF, NET_NS_IF)
+        t_cut = time.time()
+        p["cut"] = t_cut
+        p["cut_took"] = t_cut - t_start
+        ended = lock = None
+        new = None
+        lock_sql = ("SELECT l.pid || ' ' || a.usename FROM pg_locks l JOIN pg_stat_activity a "
+                    "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1")
+        while time.time() < t_cut + hold:
+            rows = psql_try(f"SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = "
+                            f"{old_pid}), ({lock_sql})", timeout=5)
+            now = time.time()
+            if rows:
+                alive, holder = rows[0][0], rows[0][1] if len(rows[0]) > 1 else ""
+                if ended is None and alive == "0":
+                    ended = now - t_cut
+                if lock is None and holder:
+                    pid, role = holder.split(" ", 1)
+                    if int(pid) != old_pid:
+                        lock = now - t_cut
+                        new = (int(pid), role.replace("chaos_", ""))
+                        if new[1] == rep.name:
+                            self.violation(f"partition: replica {rep.name} took the lock again "
+                                           f"(backend {pid}) while its link was cut")
+            time.sleep(0.05)
+        net.restore(NETNS, NET_HOST_IF, NET_NS_IF)
+        self.cut_active = False
+        t_restore = time.time()
+        p["restore"] = t_restore
+        p["ended_poll_s"] = ended
+        p["lock_s"] = lock
+        p["new"] = new
+        # The server's own account: it logs why and when it ended the session (the poll above
+        # is an upper bound, sampled).
+        p["ended_how"] = None
+        with open(pglog, "r", encoding="utf-8", errors="replace") as fh:
+            fh.seek(pglog_offset)
+            for line in fh:
+                m = PG_ANY.match(line)
+                if m and int(m.group(2)) == old_pid and m.group(4) == "FATAL":
+                    t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+                        tzinfo=dt.timezone.utc).timestamp()
+                    if ended is not None:
+                        ended = t - t_cut
+                    p["ended_how"] = m.group(5).replace("terminating connection due to ", "")
+                    break
+        p["ended_s"] = ended
+        if ended is None:
+            self.violation(f"partition: the server did not end replica {rep.name}'s session "
+                           f"{old_pid} during the {hold:.1f}s cut (lock_timeout "
+                           f"{LOCK_TIMEOUT_S}s)")
+        elif ended > LOCK_TIMEOUT_S + 1.0:
+            self.violation(f"partition: the server ended replica {rep.name}'s session "
+                           f"{ended:.2f}s after the cut, more than lock_timeout "
+                           f"{LOCK_TIMEOUT_S}s (+1 s of tolerance)")
+        if new is None:
+            self.violation(f"partition: no standby took the lock during the {hold:.1f}s cut")
+            f["after"] = "NONE"
+        else:
+            f["after"] = new[1]
+            f["failover_s"] = lock
+        # After the cut: the replica reconnects, as a standby (the lock is the new leader's).
+        rejoined = None
+        deadline = t_restore + 20
+        while time.time() < deadline:
+            now_sessions = self.sessions_of(rep.role)
+            if now_sessions and now_sessions - sessions:
+                rejoined = time.time() - t_restore
+                break
+            time.sleep(0.1)
+        p["rejoin_s"] = rejoined
+        if rejoined is None:
+            self.violation(f"partition: replica {rep.name} not connected again 20 s after the "
+                           f"link came back")
+        time.sleep(1.0)  # a pass of the new leader, a lock attempt of the replica
+        lost = None
+        with open(rep.log_path, "r", encoding="utf-8", errors="replace") as fh:
+            fh.seek(offset)
+            for line in fh:
+                if "leadership lost" in line:
+                    lost = log_time(line)
+                    p["lost_msg"] = json_msg(line)
+                    break
+        p["stepped_down_s"] = None if lost is None else lost - t_cut
+        # The new leader's own account of when it took the lock (the database poll above is
+        # an upper bound, sampled).
+        p["acquired_s"] = None
+        if new is not None:
+            with open(self.replicas[new[1]].log_path, "r", encoding="utf-8",
+                      errors="replace") as fh:
+                for line in fh:
+                    if "leadership acquired" in line:
+                        t = log_time(line)
+                        if t is not None and t > t_cut:
+                            p["acquired_s"] = t - t_cut
+                            break
+        if lost is None:
+            self.violation(f"partition: replica {rep.name} did not log 'leadership lost' after "
+                           f"the cut")
+        h = self.lock_holder()
+        leader_metric = rep.metric("djinn_scheduler_leader")
+        p["check"] = time.time()
+        p["leader_at_check"] = h[1] if h else None
+        if leader_metric == 1 and (h is None or h[1] != rep.name):
+            self.violation(f"partition: replica {rep.name} reports itself leader after the cut "
+                           f"while {h} holds the lock")
+        if leader_metric is None:
+            self.violation(f"partition: replica {rep.name}'s /metrics unreachable after the link "
+                           f"came back")
+        self.partitions.append(p)
+        parts = [f"server ended its session {fmt_s(ended)} after the cut"
+                 + (f" ({p['ended_how']})" if p["ended_how"] else ""),
+                 f"it stepped down {fmt_s(p['stepped_down_s'])} after",
+                 f"reconnected {fmt_s(rejoined)} after the link came back"]
+        if h and h[1] == rep.name:
+            parts.append("leads again")
+        else:
+            parts.append("as a standby" if leader_metric == 0 else f"leader metric {leader_metric}")
+        f["note"] = "; ".join(([f["note"]] if f["note"] else []) + parts)
 
     def note_failover(self, f, new, t_inject):
         if new is None:
@@ -868,6 +1167,8 @@ LIMIT 10""")
                 v.append(f"FENCING: backend {fz['old_pid']} of frozen replica {fz['name']} "
                          f"wrote after it was frozen: {frozen[0][2][:200]}")
 
+        self.check_partitions(out, writes)
+
         # Exactly one leader at the end, seen the same by the replicas and the database.
         leaders = [n for n, rep in self.replicas.items() if rep.alive()
                    and rep.metric("djinn_scheduler_leader") == 1]
@@ -880,6 +1181,76 @@ LIMIT 10""")
         if missing:
             v.append(f"fault types never injected: {sorted(missing)}")
         return out
+
+    def check_partitions(self, out, writes):
+        """Fencing of the partitioned leaders, from the database: no build committed by the
+        partitioned replica from the cut until it was seen back as a standby (its old backend
+        is gone by then: checked during the cut), no write statement of it reached the server
+        while the link was cut; and the time from the cut to the standby's first committed
+        build. Who wrote a build comes from the statement log (pg_build_writers), when it
+        committed from its commit timestamp (track_commit_timestamp)."""
+        if not self.partitions:
+            return
+        v = self.violations
+        writers = pg_build_writers()
+        commits, no_ts, unattributed = [], 0, []
+        for bid, ts in psql("SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) "
+                            "FROM builds"):
+            if ts == "":
+                no_ts += 1
+                continue
+            commits.append((float(ts), int(bid)))
+            if int(bid) not in writers:
+                unattributed.append(int(bid))
+        commits.sort()
+        out["builds_attributed"] = len(commits) - len(unattributed)
+        if no_ts:
+            v.append(f"{no_ts} build(s) without a commit timestamp: the partitioned replica's "
+                     f"commits are unchecked")
+        if unattributed or not commits:
+            v.append(f"{len(unattributed)} of {len(commits)} build(s) not attributed to a backend "
+                     f"by the PostgreSQL log (first ids {sorted(unattributed)[:10]}): the "
+                     f"partitioned replica's commits are unchecked")
+        for p in self.partitions:
+            cut, after_cut, end = p["cut"], p["cut"] + CUT_GRACE_S, p["check"]
+            role, old = p["role"], p["sessions"]
+
+            def by(b, pred):
+                return any(pred(r, pid) for r, pid in writers.get(b, ()))
+
+            late = [(ts, b) for ts, b in commits
+                    if after_cut < ts <= end and by(b, lambda r, pid: r == role)]
+            p["commits_after"] = len(late)
+            if late:
+                ts, b = late[0]
+                v.append(f"FENCING: partitioned replica {p['name']} committed {len(late)} build(s)"
+                         f" after the cut, the first (build {b}) {ts - cut:.2f}s after it")
+            mine = [ts for ts, b in commits
+                    if ts <= after_cut and by(b, lambda r, pid: r == role and pid in old)]
+            p["last_commit_s"] = (max(mine) - cut) if mine else None
+            stmts = [w for w in writes if w[1] == role and after_cut < w[0] <= p["restore"]]
+            p["writes_during_cut"] = len(stmts)
+            if stmts:
+                v.append(f"FENCING: {len(stmts)} write statement(s) of partitioned replica "
+                         f"{p['name']} reached the server while its link was cut, e.g. at "
+                         f"{stmts[0][0] - cut:.2f}s after the cut: {stmts[0][2][:120]}")
+            first = next(((ts, b) for ts, b in commits
+                          if ts > cut and not by(b, lambda r, pid: r == role)), None)
+            if first is None:
+                p["first_dispatch_s"], p["first_by"] = None, None
+                v.append(f"partition at {p['fault']['t']:.1f}s: no build committed by another "
+                         f"replica after the cut")
+            else:
+                p["first_dispatch_s"] = first[0] - cut
+                p["first_by"] = ",".join(sorted({r.replace("chaos_", "")
+                                                 for r, _ in writers.get(first[1], ())}))
+                if p["new"] and p["first_by"] != p["new"][1]:
+                    v.append(f"partition at {p['fault']['t']:.1f}s: the first build after the "
+                             f"cut was committed by {p['first_by']}, not by the new lock holder "
+                             f"{p['new'][1]}")
+            p["fault"]["note"] += (f"; standby's first dispatch {fmt_s(p['first_dispatch_s'])} "
+                                   f"after the cut")
+        out["partition_first_dispatch"] = [p["first_dispatch_s"] for p in self.partitions]
 
     def report(self, out):
         print()
@@ -905,6 +1276,37 @@ LIMIT 10""")
             rng = f"{min(xs):.2f} / {max(xs):.2f}" if xs else "-"
             print(f"| {k} | {len(by_kind.get(k, []))} | {rng} |")
         print()
+        if self.partitions:
+            print(f"Partitions (replica {PART_REPLICA} in {NETNS}, {NET_NS_ADDR} <-> "
+                  f"{NET_HOST_ADDR}; blackhole qdisc on both ends; times in s after the cut)")
+            print()
+            print("| t (s) | cut for (s) | leader after | server ended its session | standby "
+                  "holds the lock (database / its log) | standby's first dispatch (by) | "
+                  "partitioned leader stepped "
+                  "down (its log) | reconnected after the restore | its last commit before the "
+                  "cut | its commits after the cut |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for p in self.partitions:
+                last = p.get("last_commit_s")
+                print(f"| {p['fault']['t']:.1f} | {p['hold']:.1f} | {p['fault']['after']} | "
+                      f"{fmt_s(p['ended_s'])} ({p['ended_how'] or 'not logged'}) | "
+                      f"{fmt_s(p['lock_s'])} / "
+                      f"{fmt_s(p.get('acquired_s'))} | "
+                      f"{fmt_s(p.get('first_dispatch_s'))} ({p.get('first_by') or '?'}) | "
+                      f"{fmt_s(p['stepped_down_s'])} | {fmt_s(p['rejoin_s'])} | "
+                      f"{'-' if last is None else f'{last:+.3f}s'} | "
+                      f"{p.get('commits_after', '?')} |")
+            print()
+            for name, key in (("server ended the session", "ended_s"),
+                              ("standby holds the lock (database, sampled)", "lock_s"),
+                              ("standby logs 'leadership acquired'", "acquired_s"),
+                              ("standby's first dispatch", "first_dispatch_s"),
+                              ("partitioned leader stepped down", "stepped_down_s")):
+                xs = [p[key] for p in self.partitions if p.get(key) is not None]
+                if xs:
+                    print(f"cut -> {name}: min {min(xs):.2f} / median "
+                          f"{statistics.median(xs):.2f} / max {max(xs):.2f} s")
+            print()
         print("| outcome | value |")
         print("|---|---|")
         rows = [
@@ -923,6 +1325,11 @@ LIMIT 10""")
             ("crons not advanced correctly", out.get("not_advanced")),
             ("writes by a resumed (frozen) leader", sum(f.get("writes_after_resume", 0)
                                                         for f in self.freezes)),
+            ("commits by a partitioned leader after the cut",
+             sum(p.get("commits_after", 0) for p in self.partitions) if self.partitions
+             else "-"),
+            ("builds attributed to a backend (statement log)",
+             out.get("builds_attributed", "-")),
             ("write statements logged by the replicas", out.get("writes_logged")),
             ("leader at the end", out.get("leader_end")),
             ("wall time (s)", f"{time.time() - T0:.0f}"),
@@ -933,6 +1340,13 @@ LIMIT 10""")
         print()
 
     def teardown(self):
+        if NETNS:
+            try:
+                if self.cut_active or net.is_cut(NETNS, NET_HOST_IF, NET_NS_IF):
+                    net.restore(NETNS, NET_HOST_IF, NET_NS_IF)
+                    log("link of the partitioned replica restored")
+            except (net.NetError, OSError, subprocess.SubprocessError) as e:
+                log(f"HARNESS ERROR: cannot restore the link: {e}")
         for r in self.replicas.values():
             r.stop()
         self.redis.stop()
@@ -1034,7 +1448,7 @@ def decode_message(msg, job_id):
 
 
 PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
-                     r"LOG:  (?:statement|execute [^:]*): (.*)$")
+                     r"LOG:  ((?:statement|execute [^:]*): .*)$")
 
 
 def pg_writes():
@@ -1051,14 +1465,73 @@ def pg_writes():
     return out
 
 
+PG_ANY = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
+                    r"([A-Z]+):  (.*)$")
+INSERT_BUILDS = re.compile(r"^\s*INSERT INTO (?:public\.)?builds\b", re.I | re.M)
+FIRST_PARAM = re.compile(r"^parameters: \$1 = '\{([0-9,]*)\}'")
+
+
+def pg_build_writers():
+    """Which backend wrote which build, from the PostgreSQL log: each INSERT INTO builds is
+    logged (log_statement = mod) with its parameters, $1 being the array of build ids. Returns
+    {build id: {(role, backend pid), ...}} (a batch redone on the same backend logs its ids
+    twice; a statement whose transaction did not commit logs ids that never became builds)."""
+    writers = {}
+    cur = None  # [pid, role, text] of the latest LOG line of a statement, continued
+    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = PG_ANY.match(line)
+            if m is None:
+                if cur is not None and line.startswith("\t") and len(cur[2]) < 400:
+                    cur[2] += line
+                continue
+            pid, role, level, rest = int(m.group(2)), m.group(3), m.group(4), m.group(5)
+            if level == "LOG" and (rest.startswith("execute ") or rest.startswith("statement: ")):
+                cur = [pid, role, rest.split(": ", 1)[1] if ": " in rest else rest]
+                continue
+            if level == "DETAIL" and cur is not None and cur[0] == pid \
+                    and INSERT_BUILDS.search(cur[2]):
+                pm = FIRST_PARAM.match(rest)
+                if pm and pm.group(1):
+                    for x in pm.group(1).split(","):
+                        writers.setdefault(int(x), set()).add((role, pid))
+            cur = None
+    return writers
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration", type=int, default=120)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--faults", default="",
+                    help=f"comma-separated fault types (default: all of {', '.join(ALL_FAULTS)})")
     args = ap.parse_args()
-    log(f"seed {args.seed}, duration {args.duration}s, run directory {RUNDIR}")
+    global FAULTS  # pylint: disable=global-statement
+    wanted = [k.strip() for k in args.faults.split(",") if k.strip()] or list(ALL_FAULTS)
+    unknown = sorted(set(wanted) - set(ALL_FAULTS))
+    if unknown:
+        print(f"chaos: unknown fault type(s) {unknown}; known: {', '.join(ALL_FAULTS)}",
+              file=sys.stderr)
+        return 2
+    if "partition" in wanted and PARTITION_SKIP:
+        if args.faults:
+            print(f"chaos: the partition fault was asked for but cannot run: {PARTITION_SKIP}",
+                  file=sys.stderr)
+            return 2
+        wanted.remove("partition")
+    FAULTS = tuple(k for k in ALL_FAULTS if k in wanted)
+
+    def interrupted(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    log(f"seed {args.seed}, duration {args.duration}s, faults {', '.join(FAULTS)}, run directory "
+        f"{RUNDIR}")
+    if PARTITION_SKIP and "partition" not in FAULTS:
+        log(f"the partition fault is SKIPPED: {PARTITION_SKIP}")
     chaos = Chaos(args)
     workload = Workload(random.Random(args.seed * 7919 + 1))
     out = {}
@@ -1081,7 +1554,12 @@ def main():
     except Exception as e:  # pylint: disable=broad-except
         log(f"HARNESS ERROR: {type(e).__name__}: {e}")
         code = 2
+    except (Interrupted, KeyboardInterrupt) as e:
+        log(f"HARNESS ERROR: interrupted ({e or 'SIGINT'}): cleaning up")
+        code = 2
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # let the cleanup finish
         workload.stop_flag.set()
         chaos.teardown()
     chaos.report(out)
@@ -1092,8 +1570,11 @@ def main():
         return 1
     if code:
         return code
+    firsts = ", ".join(fmt_s(x) for x in out.get("partition_first_dispatch", []))
     print(f"PASSED: {out.get('due')} due (cron, time) pairs -> {out.get('builds')} builds, "
-          f"{out.get('jobs')} jobs; 0 lost, 0 duplicated; {len(chaos.faults)} faults")
+          f"{out.get('jobs')} jobs; 0 lost, 0 duplicated; {len(chaos.faults)} faults"
+          + (f"; partition: cut -> standby's first dispatch {firsts}" if firsts else
+             "; partition fault skipped: " + PARTITION_SKIP if PARTITION_SKIP else ""))
     return 0
 
 

@@ -3,7 +3,8 @@
 # for a bounded time from the committed seed corpus (tests/fuzz/corpus/<target>).
 #
 #   tests/fuzz/run.sh                 every target, DJINN_FUZZ_SECONDS (30) seconds each
-#   tests/fuzz/run.sh manifest_plan   only the named targets (config_djinn config_yaml manifest_plan)
+#   tests/fuzz/run.sh manifest_plan   only the named targets (config_djinn config_yaml manifest_plan
+#                                     manifest_diff)
 #
 # Environment:
 #   DJINN_FUZZ_SECONDS   time per target (default 30)
@@ -22,7 +23,7 @@ seconds=${DJINN_FUZZ_SECONDS:-30}
 jobs=${DJINN_FUZZ_JOBS:-1}
 build=${DJINN_FUZZ_BUILD_DIR:-$root/build/fuzz}
 work=${DJINN_FUZZ_WORK_DIR:-$build/work}
-all_targets=(config_djinn config_yaml manifest_plan)
+all_targets=(config_djinn config_yaml manifest_plan manifest_diff)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=("${all_targets[@]}"); fi
 

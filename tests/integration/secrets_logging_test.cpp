@@ -163,7 +163,8 @@ TEST_F(SecretsLogging, DebugRunsInTextAndJsonNeverPrintAPassword) {
 TEST_F(SecretsLogging, ServiceRunAtDebugNeverPrintsAPassword) {
     SchedulerProcess p({"-config", write_config("text", "1s")}, env());
     ASSERT_TRUE(eventually(
-        [&] { return p.output().find("batch: ") != std::string::npos || !p.running(); }, 20s))
+        [&] { return p.output().find(" build(s) committed") != std::string::npos || !p.running(); },
+        20s))
         << p.output();
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(25s), 0) << p.output();

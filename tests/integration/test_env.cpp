@@ -114,6 +114,10 @@ TestDatabase::~TestDatabase() {
     }
 }
 
+std::unique_ptr<pqxx::connection> TestDatabase::new_admin_session() const {
+    return std::make_unique<pqxx::connection>(admin_conninfo(name_));
+}
+
 pqxx::connection& TestDatabase::admin() {
     if (!admin_->is_open())
         admin_ = std::make_unique<pqxx::connection>(admin_conninfo(name_));
@@ -303,6 +307,79 @@ int decode_status(int status) {
 
 }  // namespace
 
+RedisServer::RedisServer(std::string password) : password_(std::move(password)) {
+    start();
+}
+
+RedisServer::~RedisServer() {
+    stop();
+}
+
+void RedisServer::start() {
+    const std::string server = required_env("DJINN_TEST_REDIS_SERVER");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        if (port_ <= 0)
+            port_ = free_port();
+        std::vector<std::string> args = {
+            server,         "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
+            "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
+        if (!password_.empty())
+            args.insert(args.end(), {"--requirepass", password_});
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        const int rc = posix_spawn(&pid_, server.c_str(), &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0)
+            throw std::runtime_error("cannot spawn " + server);
+        const bool up = eventually(
+            [&] {
+                int status = 0;
+                if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                    pid_ = -1;
+                    return true;  // exited (port taken): stop waiting
+                }
+                try {
+                    return client()->get_str({"PING"}) == "PONG";
+                } catch (const std::exception&) {
+                    return false;
+                }
+            },
+            std::chrono::seconds(10));
+        if (up && pid_ > 0)
+            return;
+        stop();
+        port_ = -1;  // taken meanwhile: another one
+    }
+    throw std::runtime_error("redis-server did not start");
+}
+
+void RedisServer::stop() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGCONT);
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+}
+
+void RedisServer::signal(int sig) const {
+    if (pid_ > 0)
+        ::kill(pid_, sig);
+}
+
+std::unique_ptr<Redis> RedisServer::client() const {
+    auto r = std::make_unique<Redis>("127.0.0.1", port_);
+    if (!password_.empty())
+        r->command({"AUTH", password_});
+    return r;
+}
+
 ProcessResult run_scheduler(const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env,
                             std::chrono::seconds timeout) {
@@ -372,10 +449,14 @@ std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
     s << "]\n";
     s << "crypto {\n    salt \"1a2b3c4d5e6f7g8h\"\n}\n";
     s << "database {\n    addr \"" << db.addr() << "\"\n    name \"" << db.name()
-      << "\"\n    username \"djinn_scheduler\"\n    password \"" << o.password << "\"\n}\n";
+      << "\"\n    username \"djinn_scheduler\"\n    password \"" << o.password << "\"\n";
+    if (!o.database_extra.empty())
+        s << "    " << o.database_extra << "\n";
+    s << "}\n";
     s << "redis {\n    addr \"" << redis_addr() << "\"\n}\n";
     if (!o.http_addr.empty())
-        s << "http {\n    addr \"" << o.http_addr << "\"\n}\n";
+        s << "http {\n    addr \"" << o.http_addr << "\"\n"
+          << (o.http_extra.empty() ? "" : "    " + o.http_extra + "\n") << "}\n";
     s << o.extra;
     return s.str();
 }

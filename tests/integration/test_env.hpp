@@ -36,6 +36,8 @@ class TestDatabase {
     const std::string& name() const { return name_; }
     // A superuser session on this database, for seeding and assertions.
     pqxx::connection& admin();
+    // Another superuser session of its own (a concurrent writer, a lock holder).
+    std::unique_ptr<pqxx::connection> new_admin_session() const;
     void exec(const std::string& sql);
     std::int64_t count(const std::string& sql);  // SELECT count(*)-like scalar
     std::string scalar(const std::string& sql);
@@ -69,6 +71,27 @@ class Redis {
 };
 
 std::string redis_addr();  // "host:port" of the test Redis
+
+// A redis-server of the test's own (DJINN_TEST_REDIS_SERVER) on a free loopback port, to stop,
+// freeze (SIGSTOP) and start again on the same port. Killed at destruction.
+class RedisServer {
+  public:
+    explicit RedisServer(std::string password = "");
+    ~RedisServer();
+    RedisServer(const RedisServer&) = delete;
+    RedisServer& operator=(const RedisServer&) = delete;
+    void start();  // (again) on the same port; throws when it does not answer within 10 s
+    void stop();   // SIGKILL (its data is gone: it never saves)
+    void signal(int sig) const;
+    int port() const { return port_; }
+    std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
+    std::unique_ptr<Redis> client() const;  // authenticated when there is a password
+
+  private:
+    std::string password_;
+    int port_ = -1;
+    pid_t pid_ = -1;
+};
 
 struct ProcessResult {
     int exit_code = -1;  // -signal when killed by a signal
@@ -110,8 +133,10 @@ struct ConfigOptions {
     std::string password = "secret";  // may be "${VAR}"
     std::string log_level = "info";
     std::string log_file = "/dev/stdout";
-    std::string http_addr;  // empty: no http block
-    std::string extra;      // appended verbatim
+    std::string http_addr;       // empty: no http block
+    std::string extra;           // appended verbatim
+    std::string database_extra;  // lines inside database { }, e.g. "statement_timeout 5s"
+    std::string http_extra;      // lines inside http { }
 };
 std::string djinn_config(const TestDatabase& db, const ConfigOptions& o);
 

@@ -194,7 +194,7 @@ TEST(ConfigErrorTest, AllErrorsAreReportedTogetherInFileOrder) {
                   "e.conf:5:9: database.tls.key: required when database.tls.cert is set: a "
                   "client certificate needs its key",
                   "e.conf:6:3: database.colour: unknown key (known here: addr, name, username, "
-                  "password, tls, ssl)",
+                  "password, tls, ssl, statement_timeout)",
                   "e.conf:8:10: drivers[0]: unknown driver \"qemu\" (the scheduler queues qemu "
                   "builds as \"qemu-x86_64\")",
                   "e.conf:9:5: log.loud: unknown log level 'loud' (use debug, info, warn or "
@@ -242,6 +242,37 @@ TEST(ConfigErrorTest, LeaderTimingRules) {
                   "e.conf:1:10: leader.lock_timeout: must be at least 1s"}));
     EXPECT_TRUE(
         load_djinn("leader { retry_interval 1s\n lock_timeout 4s }", "ok.conf").errors.empty());
+}
+
+// No batch_size the config accepts can outlive the session's timeouts: the client's work between
+// two statements of a batch must fit in lock_timeout (idle_in_transaction_session_timeout), and
+// the largest statement in statement_timeout.
+TEST(ConfigErrorTest, BatchSizeMustFitTheSessionTimeouts) {
+    EXPECT_TRUE(load_djinn("batch_size 100000", "ok.conf").errors.empty());  // the defaults
+    EXPECT_TRUE(
+        load_djinn("batch_size 10000\nleader { retry_interval 500ms\n lock_timeout 1s }", "ok.conf")
+            .errors.empty());
+    EXPECT_EQ(error("batch_size 20000\nleader { retry_interval 500ms\n lock_timeout 1s }"),
+              "e.conf:1:1: batch_size: 20000 crons per transaction need a leader.lock_timeout of "
+              "at least 2s: the server ends a session idle in a transaction for lock_timeout, and "
+              "a batch's work between two statements grows with it; use batch_size <= 10000 or "
+              "raise leader.lock_timeout");
+    EXPECT_EQ(error("batch_size 50000\ndatabase { statement_timeout 20s }\nhttp { liveness_timeout "
+                    "1m }"),
+              "e.conf:1:1: batch_size: 50000 crons per transaction need a "
+              "database.statement_timeout of at least 30s: a batch's largest statement grows "
+              "with it; use batch_size <= 33333 or raise database.statement_timeout");
+}
+
+TEST(ConfigErrorTest, LivenessWindowMustExceedAStatement) {
+    EXPECT_TRUE(
+        load_djinn("database { statement_timeout 5s }\nhttp { liveness_timeout 15s }", "ok.conf")
+            .errors.empty());
+    EXPECT_EQ(error("http {\n  liveness_timeout 30s\n}"),
+              "e.conf:2:3: http.liveness_timeout: must be at least database.statement_timeout + "
+              "10s (70000 ms): a single statement may run that long while the loop is healthy");
+    EXPECT_EQ(error("database {\n  statement_timeout 200ms\n}"),
+              "e.conf:2:3: database.statement_timeout: must be at least 1s");
 }
 
 }  // namespace

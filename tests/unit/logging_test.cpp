@@ -10,7 +10,7 @@
 #include <regex>
 #include <sstream>
 
-#include "common/logging.hpp"
+#include "logging/logging.hpp"
 
 namespace djinn::logging {
 namespace {

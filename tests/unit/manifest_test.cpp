@@ -340,7 +340,7 @@ TEST(ManifestTest, BadShapesAreParseErrors) {
          "line 2, column 8: map merge requires map or sequence of maps as the value"},
         {"namespace: !!binary aGVsbG8=\n",
          "line 1, column 12: namespace: !!binary values are not supported"},
-        {"driver: \xff\n", "line 1, column 9: invalid UTF-8"},
+        {"driver: \xff\n", "line 1, column 9: invalid leading UTF-8 octet"},
         {"driver: a\x01\n", "line 1, column 10: control characters are not allowed"},
     };
     for (const auto& c : cases) {
@@ -360,7 +360,7 @@ TEST(ManifestTest, InvalidYamlReportsLineAndColumn) {
 
 TEST(ManifestTest, SelfContainingAnchorsAndDeepNestingAreErrorsNotCrashes) {
     EXPECT_EQ(parse_error("x: &a {<<: *a}\njobs: [*a]\n"),
-              "line 1, column 4: anchor value contains itself");
+              "line 1, column 4: anchor 'a' value contains itself");
     EXPECT_EQ(parse_error("&a [*a]\n"),
               "line 1, column 1: the manifest must be a mapping, not a list");
     const std::string deep = "jobs: " + std::string(100000, '[') + std::string(100000, ']');
@@ -376,6 +376,152 @@ TEST(ManifestTest, ExcessiveAliasingIsRefused) {
     }
     yaml += "jobs:\n- <<: *a39\n";
     EXPECT_EQ(parse_error(yaml), "document contains excessive aliasing");
+}
+
+// The rules where yaml.v2 v2.2.8 differs from the yaml-cpp decoder this one replaced; every
+// expectation below is what yaml.v2 itself gives for the input (checked with v2.2.8).
+TEST(ManifestTest, Yaml2NullRulesForUnmarshalers) {
+    // `Null` reaches Passthrough.UnmarshalYAML, which adds nothing and keeps what it had; `~`
+    // (decoder.prepare's null) zeroes it.
+    EXPECT_EQ(parse_ok("objects: [a]\nobjects: Null\n").objects, (Passthrough{{"a", "a"}}));
+    EXPECT_EQ(parse_ok("jobs:\n- artifacts: [x]\n  artifacts: NULL\n").jobs[0].artifacts,
+              (Passthrough{{"x", "x"}}));
+    EXPECT_TRUE(parse_ok("objects: [a]\nobjects: ~\n").objects.empty());
+    // A quoted "null" or "~" is null to prepare, but then a string that no struct takes.
+    parse_error("sources: [\"null\"]\n");
+    parse_error("objects: \"~\"\n");
+    parse_error("jobs: [\"null\"]\n");
+    EXPECT_EQ(parse_ok("sources: [Null, ~, \"\"]\n").sources, (std::vector<Source>(3)));
+    EXPECT_TRUE(parse_ok("\"null\"\n").driver.empty());  // UnmarshalText("null")
+    // yaml.v2 keeps no tags on collections: `!!null [a]` is a list.
+    EXPECT_EQ(parse_ok("stages: !!null [a]\n").stages, (Strings{"a"}));
+    EXPECT_EQ(parse_ok("env: Null\n").env, Strings{});
+}
+
+TEST(ManifestTest, Yaml2ResolvesExplicitTags) {
+    struct Case {
+        const char* value;
+        const char* text;  // nullptr: a ParseError
+    };
+    const Case cases[] = {
+        {"!!int 0x1F", "0x1F"},
+        {"!!int 1_000", "1_000"},
+        {"!!int 08", nullptr},
+        {"!!float 08", "08"},
+        {"!!float 1", "1"},
+        {"!!float .5", ".5"},
+        {"!!int foo", nullptr},
+        {"!!bool yes", "yes"},
+        {"!!bool 1", nullptr},
+        {"!!null ~", ""},
+        {"!!null", ""},
+        {"!!null foo", nullptr},
+        {"!!str ~", "~"},
+        {"! ~", "~"},
+        {"!custom 12", "12"},
+        {"!!timestamp 2004-2-29 1:2:3.5", "2004-2-29 1:2:3.5"},
+        {"!!timestamp 2001-02-29", nullptr},
+        {"!!int ~", nullptr},
+    };
+    for (const auto& c : cases) {
+        const std::string yaml = std::string("namespace: ") + c.value + "\n";
+        if (c.text == nullptr) {
+            EXPECT_NE(parse_error(yaml).find("cannot decode"), std::string::npos) << yaml;
+        } else {
+            EXPECT_EQ(parse_ok(yaml).namespace_path, c.text) << yaml;
+        }
+    }
+    parse_error("namespace: !!int \"a\\nb\"\n");  // the reason stays one line (parse_error checks)
+    EXPECT_EQ(parse_error("driver: {\"a\\nb\": [x]}\n"),
+              "line 1, column 18: driver.a b must be a string, not a list");
+    EXPECT_EQ(parse_error("driver: {" + std::string(100, 'k') + ": [x]}\n"),
+              "line 1, column " + std::to_string(9 + 100 + 3) + ": driver." + std::string(64, 'k') +
+                  "... must be a string, not a list");
+    EXPECT_EQ(parse_error("namespace: !!int twelve\n"),
+              "line 1, column 12: namespace: cannot decode !!str `twelve` as a !!int");
+}
+
+TEST(ManifestTest, Yaml2MergeKeyRules) {
+    // `<<` of an alias to a list is refused (only mappings merge), a list of aliases to mappings
+    // merges; an alias to `<<` used as a key is the plain key "<<".
+    EXPECT_EQ(parse_error("l: &l [{a: b}]\ndriver:\n  <<: *l\n"),
+              "line 3, column 7: map merge requires map or sequence of maps as the value");
+    EXPECT_EQ(parse_ok("a: &a {type: os}\nb: &b {image: x}\ndriver: {<<: [*a, *b]}\n").driver,
+              (Pairs{{"image", "x"}, {"type", "os"}}));
+    EXPECT_EQ(parse_ok("k: &k <<\ndriver: {*k : x, type: os}\n").driver,
+              (Pairs{{"<<", "x"}, {"type", "os"}}));
+    parse_error("driver: {\"<<\": {a: b}}\n");  // a quoted `<<` is a key, and {a: b} no string
+}
+
+TEST(ManifestTest, LibyamlReadsAsTheYaml2Port) {
+    // Where libyaml 0.2.5 and yaml.v2's port of an older libyaml differ (yaml_tree.cpp).
+    EXPECT_NE(parse_error("%YAML 1.2\n---\ndriver: {type: os}\n").find("incompatible"),
+              std::string::npos);
+    EXPECT_EQ(parse_ok("%YAML 1.1\n---\ndriver: {type: os}\n").driver_value("type"), "os");
+    EXPECT_EQ(parse_error("stages: [a?b]\n").rfind("line 1, column 10: '?' inside", 0), 0u);
+    EXPECT_EQ(parse_ok("stages: [\"a?b\"]\nallow_failures:\n- a?b\n").stages, (Strings{"a?b"}))
+        << "quoted or in a block, '?' is fine";
+    parse_error("stages: [!t, x]\n");
+    EXPECT_EQ(parse_ok("stages: [!t , x]\n").stages, (Strings{"", "x"}));
+    parse_error("namespace: \"a\\/b\"\n");
+    EXPECT_EQ(parse_ok("namespace: \"a\\\\/b\"\n").namespace_path, "a\\/b");
+    parse_error("namespace: \"a\\'b\"\n");  // libyaml 0.2.5 refuses `\'`; yaml.v2 reads it
+    // The reader checks what yaml.v2's 512-byte buffer would hold, not more.
+    const std::string second = "driver: {type: os}\n---\n";
+    parse_error(second + std::string(100, 'x') + "\x01\n");
+    EXPECT_EQ(parse_ok(second + std::string(600, 'x') + "\x01\n").driver_value("type"), "os");
+    // A leading byte order mark is fine; another U+FEFF is refused (yaml.v2 would drop the
+    // first character of following lines: here it read "ksp" as "sp").
+    EXPECT_EQ(parse_ok("\xEF\xBB\xBF"
+                       "driver: {type: os}\n")
+                  .driver_value("type"),
+              "os");
+    EXPECT_EQ(parse_error("\xEF\xBB\xBF\xEF\xBB\xBF"
+                          "driver:\n  a: b\nksp\nkspace: x\n"),
+              "line 1, column 1: U+FEFF (a byte order mark) inside the text is misread by "
+              "yaml.v2; remove it");
+    parse_error(
+        "driver: {type: os, image: \"a\xEF\xBB\xBF"
+        "b\"}\n");
+    // Nesting: 1000 levels under an ignored key are read, 1001 are refused.
+    const auto nested = [](int n) {
+        return "foo: " + std::string(static_cast<std::size_t>(n), '[') +
+               std::string(static_cast<std::size_t>(n), ']') + "\ndriver: {type: os}\n";
+    };
+    EXPECT_EQ(parse_ok(nested(999)).driver_value("type"), "os");
+    EXPECT_EQ(parse_error(nested(1001)), "line 1, column 1005: exceeded max depth of 1000");
+}
+
+TEST(ManifestTest, HostileInputIsBoundedAndNeverThrows) {
+    // NUL bytes, lone surrogates in escapes, invalid UTF-8 deep in a scalar, a 1 MB scalar,
+    // a huge flow list, an anchor fan-out: each a ParseError or a manifest, never a crash.
+    EXPECT_EQ(parse_error(std::string("driver: {type: os}\0\n", 20)),
+              "line 1, column 19: control characters are not allowed");
+    parse_error("namespace: \"\\uD800\"\n");
+    parse_error("namespace: \"abc\xC3\x28\"\n");
+    const std::string big(1 << 20, 'x');
+    EXPECT_EQ(parse_ok("namespace: " + big + "\n").namespace_path, big);
+    std::string flow = "stages: [";
+    for (int i = 0; i < 100000; ++i) {
+        flow += "s, ";
+    }
+    EXPECT_EQ(parse_ok(flow + "]\n").stages.size(), 100000u);
+    std::string fan = "a: &a [x]\nstages: [";
+    for (int i = 0; i < 20000; ++i) {
+        fan += "*a, ";
+    }
+    parse_error(fan + "]\n");  // an alias to a list where a string is expected
+    std::string laughs = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int i = 1; i <= 9; ++i) {
+        const std::string p = "*a" + std::to_string(i - 1);
+        laughs += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + p + ", " + p +
+                  ", " + p + ", " + p + ", " + p + ", " + p + ", " + p + ", " + p + ", " + p +
+                  "]\n";
+    }
+    // yaml.v2 stops at the first alias to a list where a string is expected (a type error): no
+    // expansion at all.
+    EXPECT_EQ(parse_error(laughs + "env: *a9\n"),
+              "line 9, column 5: env[0] must be a string, not a list");
 }
 
 }  // namespace

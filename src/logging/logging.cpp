@@ -1,4 +1,4 @@
-#include "common/logging.hpp"
+#include "logging/logging.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>

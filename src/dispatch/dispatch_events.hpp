@@ -1,10 +1,10 @@
 #pragma once
 // What a pass reports as it goes, for metrics. The app implements it over Metrics; tests count.
-// Implementations must be cheap and must not throw.
+// Implementations must be cheap, thread-safe (the enqueue thread reports too) and must not throw.
 #include <cstddef>
 #include <string>
 
-namespace djinn::app {
+namespace djinn::dispatch {
 
 class DispatchEvents {
   public:
@@ -25,4 +25,4 @@ class NoEvents final : public DispatchEvents {
     void error(const std::string&) override {}
 };
 
-}  // namespace djinn::app
+}  // namespace djinn::dispatch

@@ -1,0 +1,319 @@
+#include "dispatch/dispatcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+#include <future>
+#include <optional>
+#include <unordered_set>
+
+#include "common/failpoints.hpp"
+#include "schedule/schedule.hpp"
+#include "store/recovery_queries.hpp"
+
+namespace djinn::dispatch {
+namespace {
+
+double seconds_between(TimePoint from, TimePoint to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+std::string describe_current_exception() {
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
+std::string error_kind(const store::PgError& e) {
+    return e.kind == store::PgErrorKind::connection || e.kind == store::PgErrorKind::fenced
+               ? "database_connection"
+               : "database";
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
+                       std::set<std::string> drivers, std::shared_ptr<spdlog::logger> log,
+                       DispatchEvents& events, const Clock& clock, DispatcherOptions options)
+    : store_(store),
+      log_(std::move(log)),
+      events_(events),
+      clock_(clock),
+      options_(options),
+      enqueuer_(queue, log_, events_, clock_, options_.enqueue),
+      planner_(std::move(drivers), options_.planner_threads) {}
+
+bool Dispatcher::recover(store::PgConnection& conn, Progress* progress, PassReport& report) {
+    auto now = store::RecoveryQueries::db_now(conn);
+    if (auto* e = std::get_if<store::PgError>(&now)) {
+        report.ok = false;
+        report.session_lost = e->kind == store::PgErrorKind::connection;
+        report.error = "recovery: " + e->message;
+        events_.error(error_kind(*e));
+        return false;
+    }
+    const TimePoint since = std::get<TimePoint>(now) - options_.recovery_window;
+    std::int64_t after = 0;
+    std::size_t recovered = 0, offered = 0;
+    constexpr std::int64_t kPage = 5000;
+    for (;;) {
+        DJINN_FAILPOINT("recovery.page");
+        auto page = store::RecoveryQueries::queued_cron_builds(conn, since, after, kPage);
+        beat(progress);
+        if (auto* e = std::get_if<store::PgError>(&page)) {
+            report.ok = false;
+            report.session_lost = e->kind == store::PgErrorKind::connection;
+            report.error = "recovery: " + e->message;
+            events_.error(error_kind(*e));
+            return false;
+        }
+        auto& builds = std::get<std::vector<store::PendingBuild>>(page);
+        if (builds.empty())
+            break;
+        std::vector<queue::QueueJob> jobs;
+        jobs.reserve(builds.size());
+        for (const auto& b : builds)
+            jobs.push_back({b.build_id, b.queue_driver});
+        after = builds.back().build_id;
+        offered += jobs.size();
+        Enqueuer::Result r = enqueuer_.enqueue(jobs, progress);
+        report.enqueued += r.enqueued;
+        recovered += r.enqueued;
+        if (!r.all) {
+            report.ok = false;
+            report.error = "recovery: Redis unavailable";
+            report.recovered = recovered;
+            return false;
+        }
+        if (static_cast<std::int64_t>(builds.size()) < kPage)
+            break;
+    }
+    report.recovered = recovered;
+    if (recovered > 0) {
+        events_.recovered(recovered);
+        log_->warn("recovery: enqueued {} committed build(s) that had no queue job ({} checked)",
+                   recovered, offered);
+    } else {
+        log_->debug("recovery: {} queued cron build(s) checked, all already enqueued", offered);
+    }
+    recovery_needed_ = false;
+    return true;
+}
+
+PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
+                                Progress* progress) {
+    PassReport report;
+    const MonoTime started = clock_.monotonic();
+    std::string stage = "starting the pass";
+    try {
+        DJINN_FAILPOINT("pass.start");
+        if (recovery_needed_ && !options_.dry_run) {
+            stage = "recovery";
+            if (recover(conn, progress, report))
+                run_batches(conn, stop, progress, report, stage);
+        } else {
+            run_batches(conn, stop, progress, report, stage);
+        }
+    } catch (...) {
+        // The pass boundary: whatever was thrown, by us or a library, in whichever stage.
+        // Anything committed is safe; anything not enqueued is found by recovery.
+        planner_.discard();
+        report.ok = false;
+        report.internal = true;
+        report.error = "internal error while " + stage + ": " + describe_current_exception();
+        recovery_needed_ = true;
+        events_.error("internal");
+    }
+    report.duration =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic() - started);
+    return report;
+}
+
+void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>& stop,
+                             Progress* progress, PassReport& report, std::string& stage) {
+    // A committed batch is enqueued on its own thread while the next batch is taken and written:
+    // Redis's time hides behind PostgreSQL's. At most one batch is in flight; it is waited for
+    // before the next one starts enqueueing and before the pass ends (a stop too). If its enqueue
+    // fails, the batch committed meanwhile is not enqueued either: both are re-offered by the
+    // next pass's recovery, like any committed build without a job.
+    struct InFlight {
+        std::vector<store::DispatchedBuild> builds;
+        std::size_t number = 0;  // of the batch in the pass
+        std::future<Enqueuer::Result> result;
+    };
+    std::optional<InFlight> flight;
+    auto land = [&]() -> bool {
+        if (!flight)
+            return true;
+        InFlight f = std::move(*flight);
+        flight.reset();
+        Enqueuer::Result e = f.result.get();  // rethrows what the enqueue thread threw
+        report.enqueued += e.enqueued;
+        for (std::size_t i = 0; i < f.builds.size(); ++i) {
+            const auto& b = f.builds[i];
+            if (e.outcomes.at(i) == queue::JobOutcome::failed)
+                continue;
+            events_.dispatched(b.queue_driver, seconds_between(b.scheduled, e.at));
+            log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
+                        b.build_number, b.user_id, b.queue_driver);
+        }
+        log_->debug("batch {}: {} job(s) enqueued", f.number, e.enqueued);
+        if (e.all)
+            return true;
+        // Committed builds stay safe in PostgreSQL; stop making more until Redis is back, and
+        // have the next pass re-offer them.
+        recovery_needed_ = true;
+        report.ok = false;
+        report.error = "enqueue failed; committed builds will be enqueued by a later pass";
+        return false;
+    };
+    // Whatever ends the pass (an exception too), `flight` is destroyed with it, and the future
+    // of std::async waits for its enqueue thread: nothing outlives the pass.
+
+    stage = "reading the due crons";
+    auto opened = store_.open_pass(conn, options_.batch_size, progress);
+    if (auto* e = std::get_if<store::PgError>(&opened)) {
+        report.ok = false;
+        report.session_lost = e->kind == store::PgErrorKind::connection;
+        report.error = e->message;
+        events_.error(error_kind(*e));
+        log_->error("reading the due crons failed: {}", e->message);
+        return;
+    }
+    std::vector<std::int64_t> ids;  // the next batch's candidates
+    store::PlannedManifests plans;
+    {
+        const std::vector<store::Candidate>& first = std::get<0>(opened);
+        for (const auto& c : first)
+            ids.push_back(c.id);
+        stage = "planning batch 1";
+        plans = planner_.plan(first);
+    }
+
+    std::vector<std::int64_t> exclude;  // never offered again in this pass
+    std::unordered_set<std::int64_t> excluded;
+    std::unordered_set<std::int64_t> deferred_once;
+    auto exclude_id = [&](std::int64_t id) {
+        if (excluded.insert(id).second)
+            exclude.push_back(id);
+    };
+    while (!stop.load() && !ids.empty()) {
+        stage = "batch " + std::to_string(report.batches + 1);
+        store::BatchRequest req;
+        req.ids = std::move(ids);
+        req.plans = &plans;
+        req.exclude = &exclude;
+        req.next_limit = options_.batch_size;
+        req.dry_run = options_.dry_run;
+        req.progress = progress;
+        std::vector<std::int64_t> next_ids;
+        req.on_next = [&](std::vector<store::Candidate> next) {
+            next_ids.clear();
+            for (const auto& c : next)
+                next_ids.push_back(c.id);
+            planner_.plan_ahead(std::move(next));
+        };
+        auto r = store_.dispatch_batch(conn, req);
+        beat(progress);
+        if (auto* e = std::get_if<store::PgError>(&r)) {
+            planner_.discard();
+            land();
+            report.ok = false;
+            report.session_lost =
+                e->kind == store::PgErrorKind::connection || e->kind == store::PgErrorKind::fenced;
+            report.error = e->message;
+            events_.error(error_kind(*e));
+            log_->error("batch failed, nothing of it was committed: {}", e->message);
+            return;
+        }
+        auto& batch = std::get<store::BatchOutcome>(r);
+        ++report.batches;
+        report.taken += batch.taken;
+        if (!options_.dry_run) {
+            // Logged as it commits (its enqueue may take a while, or fail, afterwards).
+            log_->info("batch {}: {} cron(s) taken, {} build(s) committed, {} skipped",
+                       report.batches, batch.taken, batch.builds.size(), batch.skipped.size());
+        }
+        if (batch.isolated) {
+            log_->warn("batch of {} redone cron by cron after: {}", batch.taken,
+                       batch.isolation_cause);
+        }
+        for (auto id : batch.not_taken)
+            exclude_id(id);  // another session's, or no longer due
+        // Changed after it was planned: planned again from the text it has now, and offered
+        // first in the next batch; changed again by then, it stays due until the next pass.
+        std::vector<store::Candidate> again;
+        for (auto& c : batch.deferred) {
+            ++report.deferred;
+            if (!deferred_once.insert(c.id).second) {
+                exclude_id(c.id);
+                ++report.stayed_due;
+                log_->warn("cron {} stays due: its manifest changed twice while being dispatched",
+                           c.id);
+            } else {
+                again.push_back(std::move(c));
+            }
+        }
+        for (const auto& s : batch.skipped) {
+            ++report.skipped;
+            events_.skipped(s.kind);
+            log_->warn("cron {} skipped ({}): {}{}", s.cron_id, s.kind, s.reason,
+                       s.advanced ? "; advanced to its next run" : "; stays due");
+            if (!s.advanced || options_.dry_run) {
+                exclude_id(s.cron_id);
+                ++report.stayed_due;
+            }
+        }
+        report.dispatched += batch.builds.size();
+        if (options_.dry_run) {
+            // Nothing was written: every cron taken stays due (and is not taken again).
+            for (const auto& b : batch.builds) {
+                log_->info(
+                    "dry run: cron {} \"{}\" would get build #{} of user {} on queue "
+                    "builds_{}; next run {}",
+                    b.cron_id, b.cron_name, b.build_number, b.user_id, b.queue_driver,
+                    schedule::format_pg_timestamp(b.next_run));
+                exclude_id(b.cron_id);
+                ++report.stayed_due;
+            }
+        } else {
+            stage = "enqueueing batch " + std::to_string(report.batches - 1);
+            if (!land()) {
+                planner_.discard();
+                return;
+            }
+            std::vector<queue::QueueJob> jobs;
+            jobs.reserve(batch.builds.size());
+            for (const auto& b : batch.builds)
+                jobs.push_back({b.build_id, b.queue_driver});
+            flight.emplace(InFlight{std::move(batch.builds), report.batches, {}});
+            flight->result =
+                std::async(std::launch::async, [this, progress, jobs = std::move(jobs)]() {
+                    return enqueuer_.enqueue(jobs, progress);
+                });
+        }
+        stage = "planning batch " + std::to_string(report.batches + 1);
+        plans = planner_.take_ahead();
+        ids.clear();
+        for (const auto& c : again)
+            ids.push_back(c.id);
+        for (auto& [id, p] : planner_.plan(again))
+            plans.insert_or_assign(id, std::move(p));
+        for (auto id : next_ids) {
+            if (excluded.count(id) == 0 && std::find(ids.begin(), ids.end(), id) == ids.end())
+                ids.push_back(id);
+        }
+    }
+    planner_.discard();
+    stage = "enqueueing the last batch";
+    if (!land())
+        return;
+    report.stopped = stop.load();
+}
+
+}  // namespace djinn::dispatch

@@ -1,0 +1,97 @@
+#pragma once
+// One pass of the scheduler, the pipeline of a midnight burst:
+//   recovery (when needed): re-offer committed cron builds that may lack a queue job;
+//   then batch after batch until nothing is due:
+//     plan batch k's manifests (Planner, outside any transaction; parsed ahead during k-1),
+//     batch k's transaction (DispatchStore): lock, read k+1's candidates, write, commit,
+//     enqueue batch k on a helper thread while batch k+1 is written.
+// All of the pass's concurrency lives here: the planner's threads and the one enqueue in
+// flight. Each batch, recovery page and enqueue round beats `progress`.
+//
+// Order within a batch: commit in PostgreSQL first, then enqueue in Redis. A crash or a Redis
+// failure between the two leaves committed builds without a job; the next pass (and every first
+// pass after a start or a new leadership) re-offers the queued cron builds of the recovery window
+// to the queue, whose per-build marker makes that idempotent: each build is enqueued exactly once.
+// If an enqueue fails, the pass stops (at most two batches are then without jobs) and asks for
+// recovery, so the next pass of the same process re-offers them.
+//
+// The pass boundary: run_pass() never throws. Any exception from any layer (ours or a library's)
+// ends the pass as failed with `internal` set, described with the stage it happened in.
+//
+// Thread safety: not thread-safe; owned by the thread that runs passes.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "common/clock.hpp"
+#include "common/progress.hpp"
+#include "dispatch/dispatch_events.hpp"
+#include "dispatch/enqueuer.hpp"
+#include "dispatch/planner.hpp"
+#include "queue/build_queue.hpp"
+#include "store/dispatch_store.hpp"
+#include "store/pg_connection.hpp"
+
+namespace djinn::dispatch {
+
+struct PassReport {
+    bool ok = true;  // false: the pass stopped on an error (see error)
+    std::string error;
+    bool internal = false;      // the error was an exception, not a database or Redis outcome
+    bool session_lost = false;  // the database session is gone (or fenced): step down
+    std::size_t batches = 0;
+    std::size_t taken = 0;       // due crons taken
+    std::size_t dispatched = 0;  // builds committed (a dry run: that would be)
+    std::size_t skipped = 0;     // crons skipped (advanced or staying due)
+    std::size_t deferred = 0;    // crons whose manifest changed after it was planned
+    std::size_t enqueued = 0;    // jobs put on queues
+    std::size_t recovered = 0;   // committed builds found without a job and enqueued
+    std::size_t stayed_due = 0;  // crons taken and left due (a dry run leaves every one due)
+    bool stopped = false;        // a stop was requested and the pass ended after a batch
+    std::chrono::microseconds duration{0};
+};
+
+struct DispatcherOptions {
+    std::int64_t batch_size = 1000;
+    bool dry_run = false;
+    std::chrono::hours recovery_window{24 * 7};
+    Enqueuer::Options enqueue;
+    std::size_t planner_threads = Planner::default_threads();
+};
+
+class Dispatcher {
+  public:
+    Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue, std::set<std::string> drivers,
+               std::shared_ptr<spdlog::logger> log, DispatchEvents& events, const Clock& clock,
+               DispatcherOptions options);
+
+    // Runs one pass on `conn` (the leader's session). `stop` is checked between batches.
+    PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
+                        Progress* progress = nullptr);
+
+    // The next pass first re-offers committed cron builds to the queue (after a start, a new
+    // leadership, or a failed enqueue).
+    void request_recovery() { recovery_needed_ = true; }
+    bool recovery_needed() const { return recovery_needed_; }
+
+  private:
+    void run_batches(store::PgConnection& conn, const std::atomic<bool>& stop, Progress* progress,
+                     PassReport& report, std::string& stage);
+    bool recover(store::PgConnection& conn, Progress* progress, PassReport& report);
+
+    store::DispatchStore& store_;
+    std::shared_ptr<spdlog::logger> log_;
+    DispatchEvents& events_;
+    const Clock& clock_;
+    DispatcherOptions options_;
+    Enqueuer enqueuer_;
+    Planner planner_;
+    bool recovery_needed_ = true;
+};
+
+}  // namespace djinn::dispatch
