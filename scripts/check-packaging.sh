@@ -384,6 +384,8 @@ stage_static() {
         helm_template "$WORK/x.yaml" --set securityContext.runAsRoot=true
     reject "chart rejects grace period <= drain timeout" "terminationGracePeriodSeconds" \
         helm_template "$WORK/x.yaml" --set terminationGracePeriodSeconds=20
+    reject "chart rejects a liveness window shorter than a statement" "livenessTimeoutSeconds" \
+        helm_template "$WORK/x.yaml" --set config.livenessTimeoutSeconds=30
     reject "chart rejects secret.create=false without existingSecret" "existingSecret" \
         helm_template "$WORK/x.yaml" --set secret.create=false
     reject "chart rejects database TLS without its Secret" "tls.existingSecret" \

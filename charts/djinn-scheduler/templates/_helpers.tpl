@@ -101,6 +101,7 @@ database:
   name: {{ $c.database.name | quote }}
   username: {{ $c.database.username | quote }}
   password: "${DJINN_DATABASE_PASSWORD}"
+  statement_timeout: {{ printf "%ds" (int64 $c.database.statementTimeoutSeconds) | quote }}
 {{- if $c.database.tls.enabled }}
   tls:
     ca: {{ printf "%s/ca.crt" (include "djinn-scheduler.tlsDir" .) | quote }}
@@ -114,6 +115,7 @@ redis:
 {{- end }}
 http:
   addr: {{ printf "0.0.0.0:%d" (int64 .Values.http.port) | quote }}
+  liveness_timeout: {{ printf "%ds" (int64 $c.livenessTimeoutSeconds) | quote }}
 leader:
 {{- if not (kindIs "invalid" $c.leader.key) }}
   key: {{ int64 $c.leader.key }}
@@ -127,6 +129,9 @@ drain_timeout: {{ printf "%ds" (int64 $c.drainTimeoutSeconds) | quote }}
 {{- define "djinn-scheduler.validate" -}}
 {{- if le (int64 .Values.terminationGracePeriodSeconds) (int64 .Values.config.drainTimeoutSeconds) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than config.drainTimeoutSeconds (%d): Kubernetes would kill the scheduler mid-batch" (int64 .Values.terminationGracePeriodSeconds) (int64 .Values.config.drainTimeoutSeconds)) }}
+{{- end }}
+{{- if lt (int64 .Values.config.livenessTimeoutSeconds) (add (int64 .Values.config.database.statementTimeoutSeconds) 10) }}
+{{- fail (printf "config.livenessTimeoutSeconds (%d) must be at least config.database.statementTimeoutSeconds + 10 (%d): one statement may take that long while the scheduler is healthy" (int64 .Values.config.livenessTimeoutSeconds) (add (int64 .Values.config.database.statementTimeoutSeconds) 10)) }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled }}
 {{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: each pod would be scraped twice" }}
