@@ -60,7 +60,8 @@ configure_and_build() {  # dir, extra cmake args...
     cmake --build "$dir" -j"$jobs"
 }
 
-section() { printf '\n=== %s\n' "$*"; }
+# Each section says how long the run has taken so far (CI must stay well under 30 minutes).
+section() { printf '\n=== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 if want build || want unit || want integration || want docs || want prometheus; then
     if [ "$sanitize" = ON ]; then
