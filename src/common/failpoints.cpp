@@ -54,8 +54,8 @@ const std::vector<std::string>& known() {
         "session.open",     "session.check",    "lock.acquire",     "lock.verify",
         "pass.start",       "recovery.start",   "recovery.page",    "recovery.candidates",
         "recovery.enqueue", "recovery.advance", "batch.candidates", "batch.take",
-        "batch.rows",       "batch.write",      "batch.advance",    "batch.commit",
-        "plan.manifest",    "enqueue.round",    "queue.ping",
+        "batch.rows",       "batch.numbers",    "batch.write",      "batch.advance",
+        "batch.commit",     "plan.manifest",    "enqueue.round",    "queue.ping",
     };
     return names;
 }

@@ -20,6 +20,39 @@ std::string error_kind(const store::PgError& e) {
                : "database";
 }
 
+// The watermark's value in Redis: "<cron_builds id> <Redis's evicted_keys when written>" (-1:
+// unknown). A bare id is read as written with unknown evictions.
+struct Watermark {
+    std::optional<std::int64_t> id;
+    std::int64_t evicted = -1;
+
+    static Watermark parse(const std::optional<std::string>& text) {
+        Watermark w;
+        if (!text)
+            return w;
+        try {
+            std::size_t used = 0;
+            const long long id = std::stoll(*text, &used);
+            if (id < 0)
+                return w;
+            if (used < text->size()) {
+                std::size_t more = 0;
+                const std::string rest = text->substr(used);
+                w.evicted = std::stoll(rest, &more);
+                if (rest.find_first_not_of(' ', more) != std::string::npos)
+                    return Watermark{};
+            }
+            w.id = id;
+        } catch (const std::exception&) {
+            return Watermark{};  // not ours: as if absent
+        }
+        return w;
+    }
+    std::string text() const {
+        return std::to_string(id.value_or(0)) + " " + std::to_string(evicted);
+    }
+};
+
 // The first few ids, for a log line.
 std::string sample(const std::vector<std::int64_t>& ids) {
     constexpr std::size_t kShown = 10;
@@ -42,34 +75,37 @@ std::string Recovery::watermark_key(const std::string& database, std::int64_t oi
     return "djinn-scheduler:watermark:" + database + ":" + std::to_string(oid);
 }
 
-void Recovery::watch_eviction() {
+queue::RedisMemoryInfo Recovery::watch_eviction() {
     const queue::RedisMemoryInfo info = queue_.memory_info();
     if (!info.ok)
-        return;  // INFO not allowed (a managed Redis may rename it): nothing to watch
+        return info;  // INFO not allowed (a managed Redis may rename it): nothing to watch
     const bool allkeys = info.policy.rfind("allkeys", 0) == 0;
     if (!policy_warned_ && info.maxmemory > 0 && allkeys) {
         policy_warned_ = true;
         log_->warn(
-            "Redis runs with maxmemory-policy {}: under memory pressure it may evict queue jobs "
-            "themselves, which no scheduler can detect in time; use noeviction (or a volatile-* "
-            "policy, which only evicts enqueue markers) for the build queues (docs/deployment.md)",
+            "Redis runs with maxmemory-policy {}: under memory pressure it evicts queue jobs "
+            "themselves; set noeviction (or a volatile-* policy, which only evicts enqueue "
+            "markers) for the Redis of the build queues (docs/deployment.md)",
             info.policy);
     }
-    if (evicted_seen_ && info.evicted_keys > *evicted_seen_) {
-        const std::int64_t n = info.evicted_keys - *evicted_seen_;
+    const std::int64_t before = evicted_seen_.value_or(0);
+    if (info.evicted_keys > before) {
+        const std::int64_t n = info.evicted_keys - before;
+        const char* since = evicted_seen_ ? "since the last pass" : "since Redis started";
         if (allkeys) {
             log_->error(
-                "Redis evicted {} key(s) since the last pass (maxmemory-policy {}): queue jobs may "
-                "have been lost; every sweep reports queued builds whose job is gone",
-                n, info.policy);
+                "Redis evicted {} key(s) {} (maxmemory-policy {}): queue jobs may have "
+                "been lost; the recovery sweep checks every queued build of the last {} h",
+                n, since, info.policy, options_.window.count());
         } else {
             log_->info(
-                "Redis evicted {} key(s) with a TTL since the last pass (maxmemory-policy {}): "
-                "enqueue markers, which jobs do not need",
-                n, info.policy);
+                "Redis evicted {} key(s) {} (maxmemory-policy {}): only keys with a TTL, such as "
+                "enqueue markers, which queued jobs do not need",
+                n, since, info.policy);
         }
     }
     evicted_seen_ = info.evicted_keys;
+    return info;
 }
 
 Recovery::Result Recovery::settle(store::PgConnection& conn,
@@ -99,32 +135,43 @@ Recovery::Result Recovery::settle(store::PgConnection& conn,
         key_ = watermark_key(s.name, s.oid);
         scope_session_ = conn.session_id();
     }
-    watch_eviction();
-    auto [watermark, read_error] = queue_.read_int(key_);
+    const queue::RedisMemoryInfo memory = watch_eviction();
+    auto [stored, read_error] = queue_.read_key(key_);
     if (!read_error.empty())
         return redis_failed(read_error);
+    const Watermark w = Watermark::parse(stored);
     auto point = store::RecoveryQueries::settle_point(conn);
     if (auto* e = std::get_if<store::PgError>(&point))
         return db_failed(*e);
     const store::SettlePoint p = std::get<store::SettlePoint>(point);
     beat(progress);
+    const std::optional<std::int64_t> watermark = w.id;
 
-    if (!watermark || !p.in_order || *watermark > p.last_id) {
+    // Keys evicted under an allkeys-* policy since the watermark was written: jobs below it may
+    // be gone; look at all of them again.
+    const bool evicted =
+        memory.ok && memory.policy.rfind("allkeys", 0) == 0 &&
+        (w.evicted < 0 ? memory.evicted_keys > 0 : memory.evicted_keys != w.evicted);
+    if (!watermark || !p.in_order || *watermark > p.last_id || evicted) {
         out.fallback = true;
         if (!p.in_order) {
             log_->warn(
                 "recovery: cron_builds_id_seq is not CACHE 1, its ids are not in commit order: "
                 "sweeping the cron builds of the last {} h",
                 options_.window.count());
-        } else if (watermark) {
+        } else if (watermark && *watermark > p.last_id) {
             log_->warn(
                 "recovery: the watermark ({}) is above cron_builds_id_seq ({}): the database was "
                 "restored or replaced; sweeping the cron builds of the last {} h",
                 *watermark, p.last_id, options_.window.count());
+        } else if (watermark) {
+            log_->warn(
+                "recovery: Redis evicted keys since the watermark was written; sweeping the "
+                "cron builds of the last {} h",
+                options_.window.count());
         } else {
             log_->info(
-                "recovery: no watermark in Redis ({}): sweeping the cron builds of the "
-                "last {} h",
+                "recovery: no watermark in Redis ({}): sweeping the cron builds of the last {} h",
                 key_, options_.window.count());
         }
     } else if (*watermark == p.last_id) {
@@ -181,21 +228,11 @@ Recovery::Result Recovery::settle(store::PgConnection& conn,
             break;
     }
 
-    if (!marked.empty()) {
-        auto still = store::RecoveryQueries::still_queued(conn, marked);
-        if (auto* e = std::get_if<store::PgError>(&still))
-            return db_failed(*e);
-        const auto& lost = std::get<std::vector<std::int64_t>>(still);
-        if (!lost.empty()) {
-            out.lost = lost.size();
-            events_.jobs_lost(lost.size());
-            log_->error(
-                "recovery: {} queued build(s) have an enqueue marker but no job in any queue (lost "
-                "inside Redis, e.g. evicted, or consumed without running); not enqueued again: "
-                "builds {}",
-                lost.size(), sample(lost));
-        }
-    }
+    // A marker without its job: the job left Redis without the build running (a worker that
+    // ran it would have changed its status before acknowledging it): lost, e.g. evicted. Such a
+    // build is treated as one without a job, and counted.
+    const std::unordered_set<std::int64_t> was_marked(marked.begin(), marked.end());
+    candidates.insert(candidates.end(), marked.begin(), marked.end());
 
     if (!candidates.empty()) {
         DJINN_FAILPOINT("recovery.candidates");
@@ -239,7 +276,10 @@ Recovery::Result Recovery::settle(store::PgConnection& conn,
             for (auto id : wanted) {
                 auto it = scan.jobs.find(id);
                 if (it == scan.jobs.end()) {
-                    missing.push_back({id, driver});
+                    // Its id still on the active list without data (evicted): write the data
+                    // back only, so that the id is not on the list twice.
+                    // Its marker, if any, is no proof: its job is in no queue.
+                    missing.push_back({id, driver, scan.stray.count(id) == 0, false});
                     continue;
                 }
                 if (it->second.size() > 1) {
@@ -272,9 +312,25 @@ Recovery::Result Recovery::settle(store::PgConnection& conn,
             const auto& queued = std::get<std::vector<std::int64_t>>(still);
             const std::unordered_set<std::int64_t> keep(queued.begin(), queued.end());
             std::vector<queue::QueueJob> jobs;
+            std::vector<std::int64_t> lost;
+            std::size_t stray = 0;
             for (auto& m : missing) {
-                if (keep.count(m.build_id) != 0)
-                    jobs.push_back(std::move(m));
+                if (keep.count(m.build_id) == 0)
+                    continue;
+                if (was_marked.count(m.build_id) != 0)
+                    lost.push_back(m.build_id);
+                stray += m.push ? 0 : 1;
+                jobs.push_back(std::move(m));
+            }
+            if (!lost.empty()) {
+                out.lost = lost.size();
+                events_.jobs_lost(lost.size());
+                log_->error(
+                    "recovery: {} queued build(s) had an enqueue marker but their job is in no "
+                    "queue: it was lost inside Redis (evicted?) without running; enqueued again "
+                    "({} of them with their id still on the active list, data written back): "
+                    "builds {}",
+                    lost.size(), stray, sample(lost));
             }
             DJINN_FAILPOINT("recovery.enqueue");
             Enqueuer::Result r = enqueuer_.enqueue(jobs, progress);
@@ -292,7 +348,8 @@ Recovery::Result Recovery::settle(store::PgConnection& conn,
         return out;
     }
     DJINN_FAILPOINT("recovery.advance");
-    if (std::string e = queue_.write_int(key_, p.last_id); !e.empty())
+    const Watermark next{p.last_id, memory.ok ? memory.evicted_keys : -1};
+    if (std::string e = queue_.write_key(key_, next.text()); !e.empty())
         return redis_failed(e);
     out.advanced = true;
     return out;

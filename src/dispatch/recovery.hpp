@@ -23,11 +23,16 @@
 // jobs random ids and no marker), is adopted: its marker is written, nothing is enqueued. Only
 // candidates still queued after that (read again from the database: a job acked meanwhile means
 // its build ran) are enqueued. A build whose marker exists but whose job is in no queue while it
-// is still queued is reported as lost (evicted inside Redis, or consumed without running): it is
-// not enqueued again, since its id may still sit in a list or a worker.
+// is still queued lost its job inside Redis (a worker changes the build's status before it
+// acknowledges, which deletes the data): it is reported (jobs_lost_total) and enqueued again like
+// a candidate. A candidate whose own job id is still on `<queue>:active` without its data gets
+// the data written back, not a second id on the list.
 //
 // Redis eviction is watched too: INFO's evicted_keys, with maxmemory-policy, logged when it
-// grows (allkeys-*: an error, jobs themselves can be evicted; volatile-*: only markers).
+// grows (allkeys-*: an error, jobs themselves can be evicted; volatile-*: only markers, which
+// the jobs do not need). The watermark records evicted_keys as it was when it was written; if it
+// changed since under an allkeys-* policy, jobs below the watermark may be gone and the sweep
+// covers the recovery window instead.
 //
 // Thread safety: not thread-safe; owned by the pass thread, which must not enqueue on the same
 // BuildQueue concurrently. Failure: values (Result); nothing thrown but std::bad_alloc.
@@ -82,7 +87,7 @@ class Recovery {
     static std::string watermark_key(const std::string& database, std::int64_t oid);
 
   private:
-    void watch_eviction();
+    queue::RedisMemoryInfo watch_eviction();
 
     queue::BuildQueue& queue_;
     Enqueuer& enqueuer_;

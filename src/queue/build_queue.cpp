@@ -27,8 +27,10 @@ namespace {
 constexpr std::string_view kEnqueueScript = R"lua(-- djinn-scheduler enqueue v2
 -- KEYS[1] marker  KEYS[2] <queue>:data  KEYS[3] <queue>:active
 -- ARGV[1] job id (derived from the build id)  ARGV[2] message  ARGV[3] marker ttl in seconds
+-- ARGV[4] "0": the id is on <queue>:active already (its data was lost): write the data only
+-- ARGV[5] "0": the marker is no proof (the caller knows the job was lost): disregard it
 -- Returns 1 enqueued, 0 already enqueued (marker exists), 2 already queued (marker written back).
-if redis.call("exists", KEYS[1]) == 1 then
+if ARGV[5] ~= "0" and redis.call("exists", KEYS[1]) == 1 then
   return 0
 end
 if redis.call("hexists", KEYS[2], ARGV[1]) == 1 then
@@ -39,10 +41,12 @@ local set = redis.pcall("hsetnx", KEYS[2], ARGV[1], ARGV[2])
 if type(set) == "table" and set.err then
   return set
 end
-local pushed = redis.pcall("rpush", KEYS[3], ARGV[1])
-if type(pushed) == "table" and pushed.err then
-  redis.call("hdel", KEYS[2], ARGV[1])
-  return pushed
+if ARGV[4] ~= "0" then
+  local pushed = redis.pcall("rpush", KEYS[3], ARGV[1])
+  if type(pushed) == "table" and pushed.err then
+    redis.call("hdel", KEYS[2], ARGV[1])
+    return pushed
+  end
 end
 redis.pcall("set", KEYS[1], ARGV[1], "EX", ARGV[3])
 return 1
@@ -143,6 +147,8 @@ struct PreparedJob {
     std::string active_key;
     std::string job_id;
     std::string message;
+    bool push = true;
+    bool trust_marker = true;
 };
 
 // One EVALSHA/EVAL call's KEYS and ARGV (views into strings owned by the caller).
@@ -441,6 +447,8 @@ struct BuildQueue::Impl {
                 p.active_key = queue + ":active";
                 p.job_id = build_job_id(job.build_id);
                 p.message = curlyq_message(p.job_id, gob_payload(kPayloadHost, job.build_id));
+                p.push = job.push;
+                p.trust_marker = job.trust_marker;
                 prepared.push_back(std::move(p));
             }
             if (prepared.empty()) {
@@ -449,8 +457,9 @@ struct BuildQueue::Impl {
             std::vector<ScriptCall> calls;
             calls.reserve(prepared.size());
             for (const PreparedJob& p : prepared) {
-                calls.push_back(
-                    {{p.marker, p.data_key, p.active_key}, {p.job_id, p.message, ttl_seconds}});
+                calls.push_back({{p.marker, p.data_key, p.active_key},
+                                 {p.job_id, p.message, ttl_seconds, p.push ? "1" : "0",
+                                  p.trust_marker ? "1" : "0"}});
             }
             std::vector<ReplyPtr> replies;
             std::string error;
@@ -590,6 +599,36 @@ struct BuildQueue::Impl {
                     }
                 }
             } while (cursor != "0");
+            // The wanted builds without data whose own job id is still on the active list.
+            std::unordered_map<std::string, std::int64_t> orphan;
+            for (const std::int64_t build : wanted) {
+                if (out.jobs.count(build) == 0)
+                    orphan.emplace(build_job_id(build), build);
+            }
+            const std::string active = queue_name(driver) + ":active";
+            constexpr long long kPage = 10000;
+            for (long long from = 0; !orphan.empty(); from += kPage) {
+                const std::string first = std::to_string(from);
+                const std::string last = std::to_string(from + kPage - 1);
+                const ReplyPtr reply = call({"LRANGE", active, first, last}, out.error);
+                if (!reply) {
+                    return out;
+                }
+                if (reply->type != REDIS_REPLY_ARRAY) {
+                    out.error =
+                        scrub(where() + ": LRANGE " + active + ": " +
+                              (reply->type == REDIS_REPLY_ERROR ? std::string(reply_text(*reply))
+                                                                : std::string("unexpected reply")));
+                    return out;
+                }
+                for (std::size_t i = 0; i < reply->elements; ++i) {
+                    auto it = orphan.find(std::string(reply_text(*reply->element[i])));
+                    if (it != orphan.end())
+                        out.stray.insert(it->second);
+                }
+                if (reply->elements < static_cast<std::size_t>(kPage))
+                    break;
+            }
         } catch (const std::exception& e) {
             drop();
             out.error = scrub(std::string("scan: ") + e.what());
@@ -651,7 +690,7 @@ struct BuildQueue::Impl {
         }
     }
 
-    std::pair<std::optional<std::int64_t>, std::string> read_int(const std::string& key) {
+    std::pair<std::optional<std::string>, std::string> read_key(const std::string& key) {
         const SigpipeGuard sigpipe_guard;
         std::string error;
         try {
@@ -666,28 +705,18 @@ struct BuildQueue::Impl {
             if (reply->type != REDIS_REPLY_STRING) {
                 return {std::nullopt, ""};  // absent
             }
-            const std::string text(reply_text(*reply));
-            std::size_t used = 0;
-            const long long v = std::stoll(text, &used);
-            if (used != text.size()) {
-                return {std::nullopt, ""};
-            }
-            return {static_cast<std::int64_t>(v), ""};
-        } catch (const std::invalid_argument&) {
-            return {std::nullopt, ""};
-        } catch (const std::out_of_range&) {
-            return {std::nullopt, ""};
+            return {std::string(reply_text(*reply)), ""};
         } catch (const std::exception& e) {
             drop();
             return {std::nullopt, scrub(std::string("read: ") + e.what())};
         }
     }
 
-    std::string write_int(const std::string& key, std::int64_t value) {
+    std::string write_key(const std::string& key, const std::string& value) {
         const SigpipeGuard sigpipe_guard;
         std::string error;
         try {
-            const ReplyPtr reply = call({"SET", key, std::to_string(value)}, error);
+            const ReplyPtr reply = call({"SET", key, value}, error);
             if (!reply) {
                 return error;
             }
@@ -791,12 +820,12 @@ std::string BuildQueue::adopt(const std::vector<std::pair<std::int64_t, std::str
     return impl_->adopt(jobs);
 }
 
-std::pair<std::optional<std::int64_t>, std::string> BuildQueue::read_int(const std::string& key) {
-    return impl_->read_int(key);
+std::pair<std::optional<std::string>, std::string> BuildQueue::read_key(const std::string& key) {
+    return impl_->read_key(key);
 }
 
-std::string BuildQueue::write_int(const std::string& key, std::int64_t value) {
-    return impl_->write_int(key, value);
+std::string BuildQueue::write_key(const std::string& key, const std::string& value) {
+    return impl_->write_key(key, value);
 }
 
 RedisMemoryInfo BuildQueue::memory_info() {

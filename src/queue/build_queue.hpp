@@ -19,7 +19,7 @@
 // a job, restoring a missing marker whose job is there; scan_jobs() reads a whole queue's data
 // hash (HSCAN) and decodes each message's BuildID, whoever wrote it (the original scheduler's jobs
 // have random ids and no marker), and adopt() writes markers for such jobs. The sweep's
-// watermark is one integer key without TTL (read_int / write_int).
+// watermark is one key without TTL (read_key / write_key).
 //
 // A job whose outcome is `failed` may still have been enqueued (the connection died after Redis
 // ran the script); offering it again is safe: it then reports `already_enqueued`.
@@ -54,6 +54,13 @@ struct RedisEndpoint {
 struct QueueJob {
     std::int64_t build_id = 0;
     std::string driver;  // entry of the `drivers` config, e.g. "docker", "qemu-x86_64"
+    // false: the job's id is still on `<queue>:active` while its data is gone (evicted): write
+    // the data back without pushing the id a second time.
+    bool push = true;
+    // false: the caller knows the build's job is in no queue although its marker says enqueued
+    // (the job was lost inside Redis): the marker is not taken as proof and is rewritten. The
+    // build's own job id in `<queue>:data` still is.
+    bool trust_marker = true;
 };
 
 enum class JobOutcome { enqueued, already_enqueued, failed };
@@ -80,10 +87,12 @@ struct ProbeResult {
     std::string error;
 };
 
-// A queue's data hash read whole (scan_jobs): for each wanted build, the ids of its jobs.
+// A queue read whole (scan_jobs): for each wanted build, the ids of its jobs in `<queue>:data`,
+// and the wanted builds whose own job id is on `<queue>:active` without data (`stray`).
 struct QueueScan {
     std::unordered_map<std::int64_t, std::vector<std::string>> jobs;
-    std::size_t scanned = 0;      // entries read
+    std::unordered_set<std::int64_t> stray;
+    std::size_t scanned = 0;      // data entries read
     std::size_t undecodable = 0;  // entries that are no curlyq message with a BuildID
     std::string error;
 };
@@ -117,16 +126,18 @@ class BuildQueue {
     ProbeResult probe(const std::vector<std::int64_t>& build_ids,
                       const std::vector<std::string>& drivers);
 
-    // Reads `builds_<driver>:data` whole (HSCAN) and returns the jobs of the builds in `wanted`.
+    // Reads `builds_<driver>:data` whole (HSCAN) and returns the jobs of the builds in `wanted`;
+    // then `builds_<driver>:active` (LRANGE, by pages) for the wanted builds without data.
     QueueScan scan_jobs(std::string_view driver, const std::unordered_set<std::int64_t>& wanted);
 
-    // Writes the marker of each (build id, job id) unless one exists. "" on success.
+    // Writes the marker of each (build id, job id), replacing one that names another job. "" on
+    // success.
     std::string adopt(const std::vector<std::pair<std::int64_t, std::string>>& jobs);
 
-    // An integer key without expiry. read_int: nullopt value when the key is absent or not an
-    // integer; the string is the error ("" when Redis answered).
-    std::pair<std::optional<std::int64_t>, std::string> read_int(const std::string& key);
-    std::string write_int(const std::string& key, std::int64_t value);
+    // A string key without expiry. read_key: nullopt value when the key is absent; the second
+    // string is the error ("" when Redis answered).
+    std::pair<std::optional<std::string>, std::string> read_key(const std::string& key);
+    std::string write_key(const std::string& key, const std::string& value);
 
     RedisMemoryInfo memory_info();
 
@@ -135,8 +146,10 @@ class BuildQueue {
     // "builds_<driver>", the curlyq queue name Djinn's workers consume.
     static std::string queue_name(std::string_view driver);
     // The Lua source run for each job (KEYS: marker, <queue>:data, <queue>:active;
-    // ARGV: job id, message, marker ttl seconds; returns 1 enqueued, 0 marker existed,
-    // 2 the job was there without a marker, which is written back).
+    // ARGV: job id, message, marker ttl seconds, "0" to write the data without pushing the id,
+    // "0" to disregard an existing marker;
+    // returns 1 enqueued, 0 marker existed, 2 the job was there without a marker, which is
+    // written back).
     static std::string_view enqueue_script();
     static std::string_view probe_script();
 

@@ -407,6 +407,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         // Build numbers: the user's latest + 1, consecutive within the batch, under the
         // numbering lock (see BuildNumbers). A dry run writes nothing and takes no lock.
         const bool use_cache = !req.dry_run && !isolate;
+        DJINN_FAILPOINT("batch.numbers");
         if (!req.dry_run)
             sql.prepared("djinn_numbers_lock", kNumbersLockSql);
         BuildNumbers::Horizon horizon;
