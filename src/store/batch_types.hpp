@@ -63,10 +63,9 @@ struct DispatchedBuild {
     std::int64_t cron_id = 0;
     std::int64_t user_id = 0;
     std::string cron_name;
-    std::string queue_driver;     // "docker", "qemu-x86_64"
-    TimePoint scheduled;          // the cron's next_run that fell due
-    TimePoint next_run;           // the cron's new next_run
-    std::int64_t created_us = 0;  // builds.created_at, epoch microseconds (0 in a dry run)
+    std::string queue_driver;  // "docker", "qemu-x86_64"
+    TimePoint scheduled;       // the cron's next_run that fell due
+    TimePoint next_run;        // the cron's new next_run
 };
 
 struct SkippedCron {

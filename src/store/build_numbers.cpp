@@ -4,10 +4,6 @@
 
 namespace djinn::store {
 
-bool BuildNumbers::later(const Latest& a, const Latest& b) {
-    return a.created_us != b.created_us ? a.created_us > b.created_us : a.id > b.id;
-}
-
 void BuildNumbers::drop() {
     valid_ = false;
     clean_ = 0;
@@ -55,22 +51,21 @@ std::optional<std::int64_t> BuildNumbers::read_from() const {
     return clean_;
 }
 
-void BuildNumbers::merge(std::int64_t user, const Latest& build) {
+void BuildNumbers::merge(std::int64_t user, std::int64_t number) {
     auto it = latest_.find(user);
-    if (it != latest_.end() && later(build, it->second))
-        it->second = build;
+    if (it != latest_.end() && number > it->second)
+        it->second = number;
 }
 
 bool BuildNumbers::known(std::int64_t user) const {
     return batch_.count(user) > 0 || (use_cache_ && latest_.count(user) > 0);
 }
 
-void BuildNumbers::read(std::int64_t user, const std::optional<Latest>& latest) {
-    const Latest l = latest.value_or(Latest{});
+void BuildNumbers::read(std::int64_t user, std::int64_t highest) {
     if (use_cache_) {
-        latest_[user] = l;
+        latest_[user] = highest;
     } else {
-        batch_[user] = l.number;
+        batch_[user] = highest;
     }
 }
 
@@ -80,7 +75,7 @@ std::int64_t BuildNumbers::next(std::int64_t user) {
         auto kept = use_cache_ ? latest_.find(user) : latest_.end();
         DJINN_INVARIANT(kept != latest_.end(),
                         "build number asked for a user neither read nor kept");
-        it = batch_.emplace(user, kept->second.number).first;
+        it = batch_.emplace(user, kept->second).first;
     }
     return ++it->second;
 }
@@ -111,9 +106,9 @@ void BuildNumbers::committed(const std::vector<Written>& written) {
         return;
     }
     for (const Written& w : written) {
-        auto it = latest_.find(w.user);
-        if (it == latest_.end() || later(w.build, it->second))
-            latest_[w.user] = w.build;
+        auto [it, fresh] = latest_.emplace(w.user, w.number);
+        if (!fresh && w.number > it->second)
+            it->second = w.number;
     }
     valid_ = true;
     clean_ = staged_ok_ ? staged_last_id_ : *pending_clean_;

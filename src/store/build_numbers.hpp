@@ -1,6 +1,10 @@
 #pragma once
-// Build numbers: a build's number is its user's latest build number + 1 (Djinn: the build with
-// the latest created_at), consecutive within a batch.
+// Build numbers: a build's number is its user's highest build number + 1, consecutive within a
+// batch. Djinn's server takes the number of the user's build with the latest created_at; the two
+// agree as long as numbers grow with created_at, which is how every build is numbered. They part
+// only after the server's own race (it numbers without a lock, so a build it makes while one of
+// our batches is uncommitted can be dated after our builds with a lower number): then "latest +
+// 1" would repeat a number of ours, "highest + 1" never repeats a committed one.
 //
 // Our own sessions (the leader, a `-once` beside it) number under one transaction-level advisory
 // lock (DispatchStore takes it before reading numbers and holds it to the commit), so two of them
@@ -8,13 +12,13 @@
 // never repeats one of a build the server committed before our batch read the numbers, because
 // the numbers come from what is committed at that read:
 //
-// Reading the latest numbers from scratch means scanning `builds` (Djinn has no index on
+// Reading the numbers from scratch means scanning `builds` (Djinn has no index on
 // builds.user_id), so they are kept from batch to batch as facts about committed builds: for each
-// user kept, the latest (created_at, id, number) of its builds. The set is valid relative to a
+// user kept, the highest number of its builds. The set is valid relative to a
 // horizon C, such that every build with id <= C was committed or rolled back when the set was
 // read (no builds id <= C can still appear). Each batch then only reads the builds with id > C
-// (the primary key's range: what others committed since, ours included) and merges them; a user
-// not kept is read from scratch. C advances:
+// (the primary key's range: what others committed since, ours included) and merges them (max); a
+// user not kept is read from scratch. C advances:
 // - to builds_id_seq's last value S, read under the numbering lock, when right after reading S no
 //   other backend holds a RowExclusiveLock on `builds` (an INSERT holds it from before it takes
 //   its id until it ends, and our own sessions wait for the numbering lock, which this one holds):
@@ -30,7 +34,6 @@
 // Thread safety: none (one per session's owner). Failure: none (a broken invariant is fatal).
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -41,13 +44,6 @@ class BuildNumbers {
   public:
     static constexpr std::size_t kMaxUsers = 200000;
 
-    // A committed build, as ordered by Djinn's "latest": created_at, then id.
-    struct Latest {
-        std::int64_t created_us = std::numeric_limits<std::int64_t>::min();
-        std::int64_t id = 0;
-        std::int64_t number = 0;  // 0 with no build at all
-    };
-
     // Read under the numbering lock, in this order.
     struct Horizon {
         std::optional<std::int64_t> last_id;  // builds_id_seq's last value; none: not usable
@@ -56,7 +52,7 @@ class BuildNumbers {
 
     struct Written {
         std::int64_t user = 0;
-        Latest build;
+        std::int64_t number = 0;
     };
 
     // Starts a batch on `session` (PgConnection::session_id()). With use_cache false nothing is
@@ -66,16 +62,17 @@ class BuildNumbers {
     // The horizon C above which this batch must read builds and merge() them; none: nothing kept.
     std::optional<std::int64_t> read_from() const;
 
-    // A committed build seen above the horizon. Only users already kept are updated.
-    void merge(std::int64_t user, const Latest& build);
+    // The highest number of `user`'s committed builds above the horizon. Only users already kept
+    // are updated.
+    void merge(std::int64_t user, std::int64_t number);
 
     // Whether `user`'s latest number is known without reading `builds` from scratch.
     bool known(std::int64_t user) const;
 
-    // `user`'s latest build as read from scratch now (none: the user has no build).
-    void read(std::int64_t user, const std::optional<Latest>& latest);
+    // `user`'s highest build number as read from scratch now (0: the user has no build).
+    void read(std::int64_t user, std::int64_t highest);
 
-    // The next number of `user` in this batch (latest + 1); the user must be known() or read().
+    // The next number of `user` in this batch (highest + 1); the user must be known() or read().
     std::int64_t next(std::int64_t user);
 
     // Undoes the last next(user): that build was not written (an isolated cron that failed).
@@ -96,12 +93,11 @@ class BuildNumbers {
 
   private:
     void drop();
-    static bool later(const Latest& a, const Latest& b);
 
     std::uint64_t session_ = 0;
     bool valid_ = false;  // latest_ holds facts relative to clean_
     std::int64_t clean_ = 0;
-    std::unordered_map<std::int64_t, Latest> latest_;
+    std::unordered_map<std::int64_t, std::int64_t> latest_;  // user -> highest number
 
     // The batch in flight.
     bool active_ = false;

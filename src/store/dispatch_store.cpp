@@ -57,19 +57,15 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
                  AND mode = 'RowExclusiveLock'
                  AND pid IS DISTINCT FROM pg_catalog.pg_backend_pid()))sql";
 
-// The builds committed above the kept horizon, each user's latest among them: a range of the
-// primary key (what others committed since the last batch, and our own last batch).
-constexpr const char* kNumbersSinceSql = R"sql(
-SELECT DISTINCT ON (user_id) user_id, number, (extract(epoch FROM created_at) * 1000000)::int8, id
-FROM builds WHERE id > $1 ORDER BY user_id, created_at DESC, id DESC)sql";
+// The builds committed above the kept horizon, each user's highest number among them: a range of
+// the primary key (what others committed since the last batch, and our own last batch).
+constexpr const char* kNumbersSinceSql =
+    "SELECT user_id, max(number) FROM builds WHERE id > $1 GROUP BY user_id";
 
-// The users' latest build numbers from scratch (Djinn: ORDER BY created_at DESC LIMIT 1; ties by
-// id). A scan of the whole table: Djinn has no index on builds.user_id. One aggregate per user
-// over (created_at, id, number) hashes the users instead of sorting every build of them.
-constexpr const char* kNumbersSql = R"sql(
-SELECT user_id, max(ARRAY[(extract(epoch FROM created_at) * 1000000)::int8, id::int8,
-                          number::int8])
-FROM builds WHERE user_id = ANY($1::int[]) GROUP BY user_id)sql";
+// The users' highest build numbers from scratch (see BuildNumbers: the number of Djinn's latest
+// build whenever numbers follow created_at). A scan of the whole table: Djinn has no index on
+// builds.user_id; a hash aggregate over the users, no sort.
+constexpr const char* kNumbersSql = "SELECT user_id, max(number) FROM builds WHERE user_id = ANY";
 
 // Each cron by id, and only if next_run is still the value read (v1.3.0 updated every cron).
 constexpr const char* kAdvance = R"sql(
@@ -93,24 +89,6 @@ WHERE EXISTS (SELECT 1 FROM keys k WHERE k.user_id = t.user_id AND k.namespace_i
 
 // Thrown inside the transaction when the fence check fails; turned into PgErrorKind::fenced.
 struct FenceLost {};
-
-// "{1,2,3}" -> {1, 2, 3}: an int8[] as libpqxx 6.4 returns it (text).
-std::vector<int64_t> parse_int8_array(const char* text) {
-    std::vector<int64_t> out;
-    const std::string s(text);
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const char c = s[i];
-        if (c == '-' || (c >= '0' && c <= '9')) {
-            std::size_t used = 0;
-            out.push_back(std::stoll(s.substr(i), &used));
-            i += used;
-        } else {
-            ++i;
-        }
-    }
-    return out;
-}
 
 std::string id_array(const std::vector<int64_t>& ids) {
     PgArray arr;
@@ -230,7 +208,7 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
             std::vector<BuildNumbers::Written> written;
             written.reserve(a.outcome.builds.size());
             for (const auto& b : a.outcome.builds)
-                written.push_back({b.user_id, {b.created_us, b.build_id, b.build_number}});
+                written.push_back({b.user_id, b.build_number});
             numbers_.committed(written);
         }
     }
@@ -420,10 +398,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         }
         numbers_.begin(a.session, use_cache, horizon);
         if (auto from = numbers_.read_from()) {
-            for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from)) {
-                numbers_.merge(row[0].as<int64_t>(),
-                               {row[2].as<int64_t>(), row[3].as<int64_t>(), row[1].as<int64_t>()});
-            }
+            for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from))
+                numbers_.merge(row[0].as<int64_t>(), row[1].as<int64_t>());
         }
         PgArray users;
         std::unordered_set<int64_t> asked;
@@ -433,17 +409,17 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
                 users.add(u);
         }
         if (users.size() > 0) {
-            for (const auto& row : sql.prepared("djinn_numbers", kNumbersSql, users.str())) {
+            // Not prepared: with the array a constant the planner hashes the users (a generic
+            // plan would compare each build with every user of the batch).
+            for (const auto& row :
+                 sql.exec(std::string(kNumbersSql) + "(" + sql.tx().quote(users.str()) +
+                          "::int[]) GROUP BY user_id")) {
                 const int64_t u = row[0].as<int64_t>();
-                const auto latest = parse_int8_array(row[1].c_str());
-                if (latest.size() != 3)
-                    throw std::runtime_error("unexpected latest-build row for user " +
-                                             std::to_string(u));
-                numbers_.read(u, BuildNumbers::Latest{latest[0], latest[1], latest[2]});
+                numbers_.read(u, row[1].as<int64_t>());
                 asked.erase(u);
             }
             for (int64_t u : asked)
-                numbers_.read(u, std::nullopt);  // no build yet
+                numbers_.read(u, 0);  // no build yet
         }
     }
 
@@ -455,11 +431,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         seq_us += 1;
     };
     auto record = [&](const BuildRow& w) {
-        out.builds.push_back(
-            {w.build_id, w.number, w.cron->id, w.cron->user_id, w.cron->name, w.plan.queue_driver,
-             *w.cron->next_run, w.next_run,
-             std::chrono::duration_cast<std::chrono::microseconds>(w.created.time_since_epoch())
-                 .count()});
+        out.builds.push_back({w.build_id, w.number, w.cron->id, w.cron->user_id, w.cron->name,
+                              w.plan.queue_driver, *w.cron->next_run, w.next_run});
     };
 
     if (req.dry_run) {

@@ -1,5 +1,5 @@
-// The rules by which build numbers read from `builds` are kept from batch to batch: facts about
-// committed builds, valid relative to a horizon below which no build can still appear.
+// The rules by which build numbers read from `builds` are kept from batch to batch: the users'
+// highest numbers, valid relative to a horizon below which no build can still appear.
 #include <gtest/gtest.h>
 
 #include "store/build_numbers.hpp"
@@ -8,32 +8,29 @@ namespace djinn::store {
 namespace {
 
 using Horizon = BuildNumbers::Horizon;
-using Latest = BuildNumbers::Latest;
-
-// A batch on session 1 that reads `user`'s latest build from scratch if not known, numbers
-// `ids.size()` builds for it with those ids (created at `t`, t+1, ...), and commits.
-std::vector<std::int64_t> batch(BuildNumbers& n, Horizon h, std::int64_t user,
-                                std::optional<Latest> latest, const std::vector<std::int64_t>& ids,
-                                std::int64_t t = 1000) {
+// A batch on session 1 that reads `user`'s highest number from scratch if not known, numbers
+// `ids.size()` builds for it with those ids, and commits.
+std::vector<std::int64_t> batch(BuildNumbers& n, Horizon h, std::int64_t user, std::int64_t highest,
+                                const std::vector<std::int64_t>& ids) {
     n.begin(1, true, h);
     if (!n.known(user))
-        n.read(user, latest);
+        n.read(user, highest);
     std::vector<std::int64_t> numbers;
     std::vector<BuildNumbers::Written> written;
     for (std::size_t i = 0; i < ids.size(); ++i) {
         numbers.push_back(n.next(user));
-        written.push_back({user, {t + static_cast<std::int64_t>(i), ids[i], numbers.back()}});
+        written.push_back({user, numbers.back()});
     }
     n.ids_taken(ids);
     n.committed(written);
     return numbers;
 }
 
-TEST(BuildNumbers, NumbersAreTheLatestPlusOneAndConsecutiveWithinABatch) {
+TEST(BuildNumbers, NumbersAreTheHighestPlusOneAndConsecutiveWithinABatch) {
     BuildNumbers n;
     n.begin(1, true, Horizon{100, false});
-    n.read(7, Latest{10, 90, 41});
-    n.read(8, std::nullopt);  // no build yet
+    n.read(7, 41);
+    n.read(8, 0);  // no build yet
     EXPECT_EQ(n.next(7), 42);
     EXPECT_EQ(n.next(7), 43);
     EXPECT_EQ(n.next(8), 1);
@@ -43,7 +40,7 @@ TEST(BuildNumbers, NumbersAreTheLatestPlusOneAndConsecutiveWithinABatch) {
 
 TEST(BuildNumbers, KeptWhileOnlyThisSessionTakesBuildIdsAndTheHorizonFollowsItsIds) {
     BuildNumbers n;
-    EXPECT_EQ(batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101, 102}),
+    EXPECT_EQ(batch(n, Horizon{100, false}, 7, 41, {101, 102}),
               (std::vector<std::int64_t>{42, 43}));
     EXPECT_EQ(n.kept(), 1u);
     EXPECT_EQ(n.horizon(), 102);
@@ -55,62 +52,54 @@ TEST(BuildNumbers, KeptWhileOnlyThisSessionTakesBuildIdsAndTheHorizonFollowsItsI
 
 TEST(BuildNumbers, BuildsOthersCommittedAboveTheHorizonAreMergedNotDropped) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     // The server made build #43 of user 7 (id 102) and #5 of user 9 meanwhile.
     n.begin(1, true, Horizon{103, false});
     ASSERT_EQ(n.read_from(), 101);
-    n.merge(7, Latest{2000, 102, 43});
-    n.merge(9, Latest{2001, 103, 5});  // not kept: its older builds are unknown
+    n.merge(7, 43);
+    n.merge(9, 5);  // not kept: its older builds are unknown
     EXPECT_TRUE(n.known(7));
     EXPECT_FALSE(n.known(9));
     EXPECT_EQ(n.next(7), 44);
     n.ids_taken({104});
-    n.committed({{7, {3000, 104, 44}}});
+    n.committed({{7, 44}});
     EXPECT_EQ(n.horizon(), 104);
 }
 
-TEST(BuildNumbers, MergingFollowsCreatedAtThenIdAsDjinnsLatestDoes) {
+TEST(BuildNumbers, TheHighestNumberWinsWhateverOrderTheBuildsCameIn) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{5000, 90, 41}, {});
+    batch(n, Horizon{100, false}, 7, 41, {});
     n.begin(1, true, Horizon{102, false});
-    n.merge(7, Latest{4000, 101, 99});  // older by created_at: not the latest
+    n.merge(7, 39);  // a lower number committed late (the server's race): changes nothing
     EXPECT_EQ(n.next(7), 42);
     n.failed();
-    batch(n, Horizon{100, false}, 7, Latest{5000, 90, 41}, {});
+    batch(n, Horizon{100, false}, 7, 41, {});
     n.begin(1, true, Horizon{102, false});
-    n.merge(7, Latest{5000, 101, 60});  // same created_at, larger id: the latest
+    n.merge(7, 60);
     EXPECT_EQ(n.next(7), 61);
-}
-
-TEST(BuildNumbers, AServerBuildDatedAfterOursStaysTheLatest) {
-    BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{9000, 90, 41}, {101}, 1000);
-    // Ours (#42, created at 1000) is older than the server's #41 dated 9000: Djinn's next is 42.
-    n.begin(1, true, Horizon{101, false});
-    EXPECT_EQ(n.next(7), 42);
 }
 
 TEST(BuildNumbers, AnotherWriterAtTheCheckKeepsTheHorizonWhereItWas) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     ASSERT_EQ(n.horizon(), 101);
     // Builds id 102 is being inserted by the server (uncommitted); ours is 103.
     n.begin(1, true, Horizon{102, true});
     EXPECT_EQ(n.read_from(), 101);
     EXPECT_EQ(n.next(7), 43);
     n.ids_taken({103});
-    n.committed({{7, {2000, 103, 43}}});
+    n.committed({{7, 43}});
     EXPECT_EQ(n.horizon(), 101);  // 102 may still commit: read above 101 again
     n.begin(1, true, Horizon{103, false});
     EXPECT_EQ(n.read_from(), 101);
-    n.merge(7, Latest{1500, 102, 42});  // the server's, committed now: older than ours
-    n.merge(7, Latest{2000, 103, 43});  // ours again: merging is idempotent
+    n.merge(7, 42);  // the server's, committed now: older than ours
+    n.merge(7, 43);  // ours again: merging is idempotent
     EXPECT_EQ(n.next(7), 44);
 }
 
 TEST(BuildNumbers, AnotherWriterAtTheFirstReadKeepsNothing) {
     BuildNumbers n;
-    batch(n, Horizon{100, true}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, true}, 7, 41, {101});
     EXPECT_EQ(n.kept(), 0u);
     n.begin(1, true, Horizon{101, false});
     EXPECT_FALSE(n.known(7));
@@ -118,25 +107,25 @@ TEST(BuildNumbers, AnotherWriterAtTheFirstReadKeepsNothing) {
 
 TEST(BuildNumbers, IdsThatDoNotFollowTheSequenceLeaveTheHorizonAtTheSequence) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101, 103});  // 102 was someone else's
+    batch(n, Horizon{100, false}, 7, 41, {101, 103});  // 102 was someone else's
     EXPECT_EQ(n.kept(), 1u);
     EXPECT_EQ(n.horizon(), 100);
 }
 
 TEST(BuildNumbers, DroppedWhenTheSequenceCannotBeUsed) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     n.begin(1, true, Horizon{std::nullopt, false});  // unreadable, or not CACHE 1
     EXPECT_FALSE(n.known(7));
-    n.read(7, Latest{10, 101, 42});
+    n.read(7, 42);
     EXPECT_EQ(n.next(7), 43);
-    n.committed({{7, {20, 102, 43}}});
+    n.committed({{7, 43}});
     EXPECT_EQ(n.kept(), 0u);
 }
 
 TEST(BuildNumbers, AFailedBatchDropsEverything) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     n.begin(1, true, Horizon{101, false});
     n.next(7);
     n.failed();
@@ -146,7 +135,7 @@ TEST(BuildNumbers, AFailedBatchDropsEverything) {
 
 TEST(BuildNumbers, ANewSessionStartsFromNothing) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     n.begin(2, true, Horizon{101, false});
     EXPECT_FALSE(n.known(7));
     EXPECT_FALSE(n.read_from().has_value());
@@ -154,19 +143,19 @@ TEST(BuildNumbers, ANewSessionStartsFromNothing) {
 
 TEST(BuildNumbers, WithoutTheCacheNothingIsTakenOrKept) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     n.begin(1, false, Horizon{});  // a dry run or an isolated redo
     EXPECT_FALSE(n.known(7));
     EXPECT_FALSE(n.read_from().has_value());
-    n.read(7, Latest{10, 101, 42});
+    n.read(7, 42);
     EXPECT_EQ(n.next(7), 43);
-    n.committed({{7, {20, 102, 43}}});
+    n.committed({{7, 43}});
     EXPECT_EQ(n.kept(), 0u);
 }
 
 TEST(BuildNumbers, CommittedOrFailedWithoutABatchChangesNothing) {
     BuildNumbers n;
-    batch(n, Horizon{100, false}, 7, Latest{10, 90, 41}, {101});
+    batch(n, Horizon{100, false}, 7, 41, {101});
     n.committed({});  // a batch that numbered nothing
     n.failed();
     EXPECT_EQ(n.kept(), 1u);
@@ -178,8 +167,8 @@ TEST(BuildNumbers, BoundedByMaxUsers) {
     std::vector<std::int64_t> ids;
     std::vector<BuildNumbers::Written> written;
     for (std::int64_t u = 1; u <= static_cast<std::int64_t>(BuildNumbers::kMaxUsers) + 1; ++u) {
-        n.read(u, std::nullopt);
-        written.push_back({u, {u, u, n.next(u)}});
+        n.read(u, 0);
+        written.push_back({u, n.next(u)});
         ids.push_back(u);
     }
     n.ids_taken(ids);
