@@ -2,6 +2,7 @@
 
 #include "app/endpoints.hpp"
 #include "common/failpoints.hpp"
+#include "store/session_state.hpp"
 
 namespace djinn::app {
 
@@ -20,17 +21,23 @@ void log_privileges(spdlog::logger& log, const store::Privileges& p) {
 PgDatabase::PgDatabase(const config::Config& config, std::shared_ptr<spdlog::logger> log)
     : config_(config), log_(std::move(log)), lock_(config.leader.lock_key) {}
 
-std::string PgDatabase::open() {
+service::Database::Check PgDatabase::open() {
     conn_.reset();
     DJINN_FAILPOINT("session.open");
     auto opened = store::PgConnection::open(config_.database, session_options(config_));
     if (auto* e = std::get_if<store::PgError>(&opened)) {
         last_error_ = e->message;
-        return store::describe(config_.database) + ": " + e->message;
+        return {false, e->kind == store::PgErrorKind::pooler ? "pooler" : "database_connection",
+                store::describe(config_.database) + ": " + e->message};
     }
     conn_ = std::move(std::get<std::unique_ptr<store::PgConnection>>(opened));
-    log_->info("connected to PostgreSQL {} (backend {})", store::describe(config_.database),
-               conn_->backend_pid());
+    if (conn_->pooled()) {
+        log_->info("connected to PostgreSQL {} through a session-pooling proxy (server process {})",
+                   store::describe(config_.database), conn_->server_pid());
+    } else {
+        log_->info("connected to PostgreSQL {} (backend {})", store::describe(config_.database),
+                   conn_->server_pid());
+    }
     return {};
 }
 
@@ -58,6 +65,18 @@ service::Database::Check PgDatabase::check() {
         log_privileges(*log_, privileges_);
         logged_privileges_ = privileges_;
     }
+    // A standby, a read-only server or a pooler that moves the session: not a session to lead
+    // on (nor to be ready on). The loop closes it and tries again.
+    auto state = store::SessionState::read(*conn_);
+    if (auto* e = std::get_if<store::PgError>(&state)) {
+        last_error_ = e->message;
+        return {false,
+                e->kind == store::PgErrorKind::connection ? "database_connection" : "database",
+                "reading the session's state failed: " + e->message};
+    }
+    const auto& s = std::get<store::SessionState>(state);
+    if (std::string why = s.problem(*conn_, store::describe(config_.database)); !why.empty())
+        return {false, s.kind(*conn_), why};
     return {};
 }
 
@@ -85,6 +104,20 @@ service::Database::Lock PgDatabase::verify() {
         return Lock::held;
     if (lock_.last_error()) {
         last_error_ = lock_.last_error()->message;
+        return Lock::error;
+    }
+    // Not held by the server process our statements reach now. If the process this session
+    // started on holds it, a transaction-pooling proxy moved the session (the check at connect
+    // can miss one that hands out another idle server connection): that lock belongs to no
+    // client any more and would block every replica until the pooler closes the connection.
+    // End it (the same role may) and say why.
+    if (auto h = lock_.holder(*conn_); h && *h == conn_->server_pid()) {
+        const bool ended = lock_.terminate(*conn_, *h);
+        last_error_ = std::string(store::kTransactionPoolingHint) +
+                      " (the lock stayed with server "
+                      "process " +
+                      std::to_string(*h) + ", " +
+                      (ended ? "now ended" : "which could not be ended") + ")";
         return Lock::error;
     }
     return Lock::not_held;

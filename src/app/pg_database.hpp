@@ -22,7 +22,7 @@ class PgDatabase final : public service::Database {
   public:
     PgDatabase(const config::Config& config, std::shared_ptr<spdlog::logger> log);
 
-    std::string open() override;
+    Check open() override;
     void close() override;
     bool usable() const override;
     Check check() override;

@@ -110,8 +110,8 @@ int SchedulerApp::run_once(bool dry_run) {
     if (!open_pidfile(pidfile))
         return 1;
     PgDatabase db(config_, log_);
-    if (std::string err = db.open(); !err.empty()) {
-        log_->error("cannot connect to PostgreSQL: {}", err);
+    if (auto opened = db.open(); !opened.ok) {
+        log_->error("cannot connect to PostgreSQL: {}", opened.reason);
         return 1;
     }
     if (auto c = db.check(); !c.ok) {

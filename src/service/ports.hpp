@@ -24,8 +24,9 @@ class Database {
     };
 
     virtual ~Database() = default;
-    // Opens a new session, closing any previous one. "" on success, else why (cause and fix).
-    virtual std::string open() = 0;
+    // Opens a new session, closing any previous one. Not ok: why (cause and fix), and the
+    // errors_total{kind} to count ("database_connection", "pooler").
+    virtual Check open() = 0;
     // Drops the session; the server releases its locks.
     virtual void close() = 0;
     // A session is open and has not broken.

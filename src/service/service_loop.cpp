@@ -159,12 +159,12 @@ void ServiceLoop::step_once() {
     ping_queue();
     switch (state_.load()) {
         case State::connecting: {
-            set_not_ready("connecting to PostgreSQL");
-            const std::string err = db_.open();
+            const Database::Check opened = db_.open();
             progress_.beat();
-            if (!err.empty()) {
-                log_once("cannot connect to PostgreSQL: " + err);
-                observer_.error("database_connection");
+            if (!opened.ok) {
+                log_once("cannot connect to PostgreSQL: " + opened.reason);
+                observer_.error(opened.kind.empty() ? "database_connection" : opened.kind);
+                set_not_ready("cannot connect to PostgreSQL: " + opened.reason);
                 wait(options_.retry_interval);
                 return;
             }

@@ -10,7 +10,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -31,8 +33,18 @@ struct SessionOptions {
     std::chrono::milliseconds tcp_user_timeout{15000};
 };
 
-// libpq connection string for `db` (contains the password: never log it).
+// libpq connection string for `db` (contains the password: never log it). Several hosts in
+// database.addr become libpq's multi-host form with target_session_attrs=read-write. Nothing in
+// it that a pooler may refuse: no `options`.
 std::string conninfo(const config::DatabaseConfig& db, const SessionOptions& opts);
+
+// The settings every session sets with SET right after connecting (name, value as SQL), so they
+// hold whatever the server, database, role or pooler carries: time zone, date and interval
+// styles, encoding, search_path, isolation, writability, the timeouts.
+std::vector<std::pair<std::string, std::string>> session_settings(const SessionOptions& opts);
+
+// The cause and the fix of PgErrorKind::pooler.
+extern const char* const kTransactionPoolingHint;
 
 // "user@host:port/name" (+ " tls"), for logs. No password.
 std::string describe(const config::DatabaseConfig& db);
@@ -42,6 +54,7 @@ enum class PgErrorKind {
     privilege,      // SQLSTATE 42501
     serialization,  // 40001 / 40P01: retry
     query,          // any other SQL error
+    pooler,         // a transaction- or statement-pooling proxy stands between us and PostgreSQL
     fenced,         // a dispatch transaction found that its session does not hold the leader
                     // lock: it wrote nothing; the session must not dispatch
 };
@@ -54,6 +67,8 @@ struct PgError {
 
 class PgConnection {
   public:
+    // Connects, refuses a transaction-pooling proxy (PgErrorKind::pooler) and sets the session's
+    // settings (session_settings()).
     static std::variant<std::unique_ptr<PgConnection>, PgError> open(
         const config::DatabaseConfig& db, const SessionOptions& opts);
     ~PgConnection();
@@ -66,15 +81,22 @@ class PgConnection {
     std::variant<std::monostate, PgError> run(const std::function<void(pqxx::connection&)>& work);
 
     bool broken() const { return broken_; }
+    // The process id libpq was given (a pooler's own, through one).
     int backend_pid() const { return backend_pid_; }
+    // The PostgreSQL server process serving this session (pg_backend_pid()), and whether a
+    // (session-pooling) proxy stands in between.
+    int server_pid() const { return server_pid_; }
+    bool pooled() const { return pooled_; }
     // Unique per PgConnection of this process: state kept per session (cursors, cached build
     // numbers) is keyed by it, never by an address that a new connection may reuse.
     std::uint64_t session_id() const { return session_id_; }
 
   private:
-    explicit PgConnection(std::unique_ptr<pqxx::connection> conn);
+    PgConnection(std::unique_ptr<pqxx::connection> conn, int server_pid, bool pooled);
     std::unique_ptr<pqxx::connection> conn_;
     int backend_pid_ = 0;
+    int server_pid_ = 0;
+    bool pooled_ = false;
     std::uint64_t session_id_ = 0;
     bool broken_ = false;
 };

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -53,11 +54,35 @@ void write_file(const std::string& path, const std::string& text) {
         throw std::runtime_error("cannot write " + path);
 }
 
+namespace {
+
+// Every directory temp_dir() made, removed when the test process exits (a failed assertion
+// returns from the test, the process still exits normally). scripts/test.sh also runs the
+// tests under a TMPDIR of its own that it removes, for a process that dies.
+struct TempDirs {
+    std::vector<std::string> paths;
+    ~TempDirs() {
+        for (const auto& p : paths) {
+            std::error_code ignored;
+            std::filesystem::remove_all(p, ignored);
+        }
+    }
+};
+TempDirs& temp_dirs() {
+    static TempDirs dirs;
+    return dirs;
+}
+
+}  // namespace
+
 std::string temp_dir() {
-    std::string tmpl = "/tmp/djinn-it.XXXXXX";
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/djinn-it.XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr)
         throw std::runtime_error("mkdtemp failed");
     chmod(tmpl.c_str(), 0755);
+    temp_dirs().paths.push_back(tmpl);
     return tmpl;
 }
 

@@ -33,7 +33,7 @@ struct FakeDb final : Database {
         if (hook)
             hook(what);
     }
-    std::string open() override {
+    Check open() override {
         call("open");
         ++opens;
         std::string r;
@@ -43,7 +43,9 @@ struct FakeDb final : Database {
         }
         open_session = r.empty();
         broken = false;
-        return r;
+        if (r.empty())
+            return {};
+        return {false, r == "pooler" ? "pooler" : "database_connection", r};
     }
     void close() override {
         call("close");
@@ -214,7 +216,8 @@ TEST_F(ServiceLoopTest, OpenFailureRetriesEveryRetryIntervalLoggingOnceCountingE
     EXPECT_EQ(db.opens, 3);
     EXPECT_EQ(observer.errors["database_connection"], 3);
     EXPECT_EQ(count_in_log("cannot connect to PostgreSQL: refused"), 1);
-    EXPECT_EQ(loop->ready(), std::make_pair(false, std::string("connecting to PostgreSQL")));
+    EXPECT_EQ(loop->ready(),
+              std::make_pair(false, std::string("cannot connect to PostgreSQL: refused")));
     loop->step();
     EXPECT_EQ(loop->state(), State::checking);
 }
