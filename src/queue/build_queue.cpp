@@ -323,6 +323,20 @@ struct BuildQueue::Impl {
                 return scrub(where() + ": AUTH failed: " + std::string(reply_text(*reply)));
             }
         }
+        // A PING first: a Redis that wants a password answers it with NOAUTH, where a first
+        // script call (more than 10 arguments) would get "Protocol error: unauthenticated
+        // multibulk length" and a closed connection, which names no cause.
+        {
+            std::string error;
+            const ReplyPtr pong = command(*ctx, {"PING"}, error);
+            if (!pong) {
+                return error;
+            }
+            if (pong->type == REDIS_REPLY_ERROR) {
+                return scrub(where() + ": " + std::string(reply_text(*pong)) +
+                             (endpoint.password.empty() ? " (redis.password is not set)" : ""));
+            }
+        }
         context = std::move(ctx);
         forget_scripts();
         return {};
