@@ -365,7 +365,7 @@ void RedisServer::start() {
 
 void RedisServer::stop() {
     if (pid_ > 0) {
-        ::kill(pid_, SIGCONT);
+        // SIGKILL ends a stopped process too; SIGCONT first would let it run what is buffered.
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
         pid_ = -1;
