@@ -16,7 +16,6 @@
 #include "manifest/build_plan.hpp"
 #include "store/batch_types.hpp"
 #include "store/sql_runner.hpp"
-#include "store/table_rows.hpp"
 
 namespace djinn::store {
 
@@ -33,13 +32,9 @@ class BuildWriter {
   public:
     explicit BuildWriter(ArtifactHasher& hasher) : hasher_(hasher) {}
 
-    using Via = TableRows::Via;
-
-    // Allocates the ids and writes every row of `rows`: the tables whose rows are all the
-    // client's by COPY (`copy`) or by INSERT (`insert`: for a cron-by-cron redo, whose failures
-    // must roll back to a savepoint). Returns the builds ids, in `rows` order (also stored in
-    // each row).
-    std::vector<std::int64_t> write(SqlRunner& sql, const std::vector<BuildRow*>& rows, Via via);
+    // Allocates the ids and writes every row of `rows`. Returns the builds ids, in `rows` order
+    // (also stored in each row).
+    std::vector<std::int64_t> write(SqlRunner& sql, const std::vector<BuildRow*>& rows);
 
   private:
     ArtifactHasher& hasher_;

@@ -454,7 +454,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             items.push_back(&w);
         }
         if (!items.empty())
-            numbers_.ids_taken(writer.write(sql, items, BuildWriter::Via::copy));
+            numbers_.ids_taken(writer.write(sql, items));
         for (const BuildRow& w : work) {
             record(w);
             advance(*w.cron, w.next_run, true);
@@ -471,7 +471,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             std::string failure;
             bool privilege = false;
             try {
-                writer.write(sql, one, BuildWriter::Via::insert);
+                writer.write(sql, one);
                 sql.exec("RELEASE SAVEPOINT djinn_cron");
             } catch (const pqxx::failure&) {
                 PgError e = translate_current_exception();

@@ -179,8 +179,8 @@ TEST_F(ProductionDb, DatabaseAndRoleSettingsChangeNothing) {
 }
 
 #ifdef DJINN_FAILPOINTS
-// The set-based write sends most tables by COPY; the cron-by-cron redo of a failed batch by
-// INSERT (a failed COPY cannot be rolled back to a savepoint). Both write the same rows.
+// The set-based write (one statement per table for the whole batch) and the cron-by-cron redo
+// of a failed batch (a savepoint and the same statements per cron) write the same rows.
 TEST_F(ProductionDb, TheCronByCronRedoWritesWhatTheSetBasedWriteWrites) {
     TestDatabase redone;
     db.exec_file(fixture_path("seed/demo.sql"));
