@@ -21,6 +21,8 @@ import json
 import os
 import random
 import re
+import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -54,7 +56,7 @@ GOOD_MANIFEST = ("driver: {type: docker, image: alpine, workspace: /src}\n"
 BAD_MANIFEST = "driver: [unclosed\njobs: {"
 POOLER_FAULTS = ("pgbouncer_restart", "pgbouncer_pause", "pgbouncer_suspend")
 ALL_FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
-              "freeze", "partition") + POOLER_FAULTS
+              "freeze", "partition") + POOLER_FAULTS + ("pg_failover",)
 FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, what is available)
 
 # PgBouncer (tests/chaos/pooler.py) in front of PostgreSQL, session pooling, md5: replicas
@@ -62,6 +64,10 @@ FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, what 
 # Set in main(): empty when PgBouncer is missing or --direct is given.
 POOLED = ()
 POOLER_SKIP = ""
+# The pg_failover fault: a streaming standby of the harness's PostgreSQL; the direct replicas
+# list both (database.addr "primary,standby"), PgBouncer is repointed at the promoted one.
+FAILOVER_SKIP = ""  # set in main()
+STANDBY = None  # the PgCluster that pg_failover promotes next
 # A role that only logs in through PgBouncer to see whether a new login gets through (a paused
 # or suspended pool); it owns nothing and writes nothing.
 PROBE_ROLE = "chaos_probe"
@@ -128,6 +134,40 @@ class HarnessError(Exception):
 
 # --------------------------------------------------------------------------- PostgreSQL (psql)
 
+class PgCluster:
+    """One PostgreSQL cluster of the harness: the primary services.sh started, or a streaming
+    standby made by pg_basebackup (the pg_failover fault). PG is the one the harness and the
+    replicas write to now; every cluster's log is read for the statement log."""
+
+    def __init__(self, data, port, log_path):
+        self.data, self.port, self.log = data, str(port), log_path
+
+    def pg_ctl(self, *args, timeout=120):
+        cmd = as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", self.data] + list(args))
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start_options(self, template):
+        """The options the primary was started with (its postmaster.opts: what services.sh and
+        run.sh passed), with this cluster's port and socket directory."""
+        with open(os.path.join(template.data, "postmaster.opts"), encoding="utf-8") as f:
+            argv = shlex.split(f.read())[1:]
+        out, i = [], 0
+        while i < len(argv):
+            if argv[i] in ("-D", "-p", "-k"):
+                i += 2
+                continue
+            out.append(argv[i])
+            i += 1
+        return shlex.join(out + ["-p", self.port, "-k", RUNDIR])
+
+    def running(self):
+        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+
+PG = PgCluster(PGDATA, PGPORT, os.path.join(RUNDIR, "postgres.log"))
+PG_LOGS = [PG.log]  # every cluster's log, oldest first
+
+
 def psql(sql, db=DB, timeout=300, check=True):
     """Runs SQL as the superuser; returns rows as lists of strings (unaligned, tab-separated)."""
     env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
@@ -139,10 +179,10 @@ def psql(sql, db=DB, timeout=300, check=True):
         raise
 
 
-def _psql(sql, db, timeout, check, env):
+def _psql(sql, db, timeout, check, env, port=None):
     p = subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", PGHOST,
-         "-p", PGPORT, "-U", "postgres", "-d", db, "-c", sql],
+         "-p", port or PG.port, "-U", "postgres", "-d", db, "-c", sql],
         capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if p.returncode != 0:
         if check:
@@ -154,6 +194,15 @@ def _psql(sql, db, timeout, check, env):
 def psql_try(sql, timeout=10):
     try:
         return psql(sql, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def psql_on(cluster, sql, timeout=10):
+    """SQL on a given cluster (not necessarily the current primary); rows, or None."""
+    env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
+    try:
+        return _psql(sql, DB, timeout, False, env, cluster.port)
     except subprocess.TimeoutExpired:
         return None
 
@@ -295,7 +344,9 @@ class Replica:
         services = NET_HOST_ADDR if netns else "127.0.0.1"
         # Directly to PostgreSQL, or (db_addr) through PgBouncer.
         self.pooled = bool(db_addr)
-        db_addr = db_addr or f"{NET_HOST_ADDR if netns else PGHOST}:{PGPORT}"
+        host = NET_HOST_ADDR if netns else PGHOST
+        db_addr = db_addr or ",".join(f"{host}:{c.port}" for c in
+                                      ([PG, STANDBY] if STANDBY is not None else [PG]))
         self.conf = os.path.join(rundir, f"{name}.conf")
         self.proc = None
         self.incarnation = 0
@@ -493,10 +544,14 @@ class Chaos:
         self.bouncer_admin = None  # an AdminSession that suspended PgBouncer, until RESUME
         self.bouncer_paused = False
         self.kind_count = {}
+        self.measurements = []  # background threads measuring a fault's aftermath
+        self.standby_thread = None  # rebuilding the standby after a pg_failover
+        self.standby_error = None
 
     # ---- setup
 
     def setup(self):
+        global STANDBY  # pylint: disable=global-statement
         # PostgreSQL: every statement that writes is logged with its role, backend and time (UTC),
         # so the writes of each replica (one role per replica) can be checked after the run.
         psql("ALTER SYSTEM SET log_line_prefix = '%m [%p] %u '", db="postgres")
@@ -509,6 +564,10 @@ class Chaos:
             # The partitioned replica logs in from its namespace's address.
             with open(os.path.join(PGDATA, "pg_hba.conf"), "a", encoding="utf-8") as f:
                 f.write(f"host  all all {NET_SUBNET} scram-sha-256\n")
+        if "pg_failover" in FAULTS:
+            # pg_basebackup and the standby's WAL stream (the pg_hba.conf is copied with it).
+            with open(os.path.join(PGDATA, "pg_hba.conf"), "a", encoding="utf-8") as f:
+                f.write("host  replication postgres 127.0.0.1/32 trust\n")
         psql("SELECT pg_reload_conf()", db="postgres")
         if ("partition" in FAULTS or set(POOLER_FAULTS) & set(FAULTS)) and \
                 psql("SHOW track_commit_timestamp", db="postgres")[0][0] != "on":
@@ -539,6 +598,10 @@ class Chaos:
         while redis_try("PING") is not None and time.time() < deadline:
             time.sleep(0.05)
         self.redis.start()
+        if "pg_failover" in FAULTS:
+            t0 = time.time()
+            STANDBY = self.make_standby(os.path.join(RUNDIR, "pgdata-2"), pooler.free_port(), 2)
+            log(f"standby {STANDBY.port} streaming from {PG.port} ({time.time() - t0:.1f}s)")
         if POOLED:
             psql(f"DO $$BEGIN CREATE ROLE {PROBE_ROLE} LOGIN PASSWORD 'secret'; EXCEPTION WHEN "
                  f"duplicate_object THEN NULL; END$$", db="postgres")
@@ -678,8 +741,10 @@ class Chaos:
             if rc != 0:
                 self.violation(f"replica {r.name} exited {rc} on SIGTERM (moving the lock to "
                                f"{'/'.join(names)}), not 0")
+        # Replicas behind PgBouncer may need up to its server_login_retry (15 s) to log in
+        # again after a PostgreSQL outage (a pg_restart or pg_failover shortly before).
         got = None
-        deadline = time.time() + LOCK_TIMEOUT_S * 2 + 10
+        deadline = time.time() + LOCK_TIMEOUT_S * 2 + (20 if POOLED else 10)
         while time.time() < deadline:
             h = self.lock_holder()
             if h is not None and h[1] in names:
@@ -688,15 +753,54 @@ class Chaos:
             time.sleep(0.1)
         for r in others:
             r.start()
-        if not self.wait_connected([r.name for r in others], 20):
-            self.violation(f"replicas {[r.name for r in others]} not connected 20 s after their "
-                           f"restart")
+        if not self.wait_connected([r.name for r in others], 30 if POOLED else 20):
+            self.violation(f"replicas {[r.name for r in others]} not connected "
+                           f"{30 if POOLED else 20} s after their restart")
         if got is None:
             self.violation(f"replica {'/'.join(names)} did not take the lock with every other "
                            f"replica stopped")
             return None
         return (f"lock moved to {got[1]} first ({', '.join(r.name for r in others)} stopped and "
                 f"restarted, {time.time() - t0:.1f}s)")
+
+    def connected_each(self, names, t0, timeout, since):
+        """For each replica in names, the time (s after t0) of the first poll that saw it with a
+        PostgreSQL session not in since[name] (a set of backend pids); None if not within
+        timeout s of t0."""
+        out = {n: None for n in names}
+        while time.time() < t0 + timeout and any(v is None for v in out.values()):
+            rows = psql_try("SELECT usename, pid FROM pg_stat_activity", timeout=5) or []
+            now = time.time()
+            have = {}
+            for role, pid in rows:
+                have.setdefault(role, set()).add(int(pid))
+            for n in names:
+                if out[n] is None and have.get("chaos_" + n, set()) - since.get(n, set()):
+                    out[n] = now - t0
+            time.sleep(0.1)
+        return out
+
+    def measure_reconnects(self, f, t0, before, what):
+        """In the background (the next fault does not wait for it): when each replica has a
+        session on the (new) server again, up to 30 s after t0; appended to the fault's note,
+        and a violation if one did not, once the thread is joined (join_measurements)."""
+        def run():
+            per = self.connected_each(REPLICAS, t0, 30, before)
+            f["reconnect"] = per
+            f["later"] = "replicas connected again " + ", ".join(
+                f"{n} {fmt_s(x)}" for n, x in per.items()) + " " + what
+            slow = [n for n, x in per.items() if x is None]
+            if slow:
+                self.violation(f"{f['kind']} at {f['t']:.1f}s: replica(s) {slow} had no session "
+                               f"30 s {what}")
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        self.measurements.append(th)
+
+    def join_measurements(self):
+        for th in self.measurements:
+            th.join(40)
+        self.measurements = []
 
     def wait_connected(self, names, timeout, since=None):
         """Waits until each replica in names has a PostgreSQL session (one that was not in
@@ -729,6 +833,8 @@ class Chaos:
             if moved is None:
                 return
             f["note"] = moved
+        if kind in ("pg_restart", "pg_failover"):
+            self.wait_standby()
         holder = self.lock_holder()
         if holder is None:
             holder = self.wait_leader(None, 30)
@@ -801,10 +907,7 @@ class Chaos:
             f["param"] = "pg_ctl restart -m fast"
             before = {n: self.sessions_of(f"chaos_{n}") or set() for n in REPLICAS}
             t_restart = time.time()
-            p = subprocess.run(as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", PGDATA, "-l",
-                                            os.path.join(RUNDIR, "postgres.log"), "restart",
-                                            "-m", "fast", "-w", "-t", "60"]),
-                               capture_output=True, text=True, check=False)
+            p = PG.pg_ctl("-l", PG.log, "restart", "-m", "fast", "-w", "-t", "60")
             if p.returncode != 0:
                 raise HarnessError(f"pg_ctl restart failed: {p.stderr.strip()}")
             t_up = time.time()
@@ -813,17 +916,7 @@ class Chaos:
             self.note_failover(f, new, t_inject)
             # How long until every replica has a session again (through PgBouncer: it may
             # refuse logins for server_login_retry after a failed server login).
-            per = {}
-            for n in REPLICAS:
-                took = self.wait_connected([n], max(1.0, t_up + 30 - time.time()), since=before)
-                per[n] = None if took is None else time.time() - t_up
-            f["reconnect"] = per
-            f["note"] += "; replicas connected again " + ", ".join(
-                f"{n} {fmt_s(x)}" for n, x in per.items()) + " after it was up"
-            slow = [n for n, x in per.items() if x is None]
-            if slow:
-                self.violation(f"pg_restart: replica(s) {slow} not connected 30 s after "
-                               f"PostgreSQL was up")
+            self.measure_reconnects(f, t_up, before, "after it was up")
         elif kind in ("redis_pause", "redis_restart"):
             lo, hi = (12, 20) if self.args.duration <= 300 else (20, 40)
             down = rng.uniform(lo, hi)
@@ -898,6 +991,8 @@ class Chaos:
             hold = LOCK_TIMEOUT_S + rng.uniform(4.0, 8.0 if self.args.duration <= 300 else 16.0)
             f["param"] = f"link cut {hold:.1f}s (lock_timeout {LOCK_TIMEOUT_S}s)"
             self.partition(rep, old_pid, hold, f)
+        elif kind == "pg_failover":
+            self.pg_failover(old_pid, f, t_inject)
         elif kind == "pgbouncer_restart":
             self.pgbouncer_restart(rep, old_pid, f, t_inject)
         elif kind in ("pgbouncer_pause", "pgbouncer_suspend"):
@@ -918,7 +1013,7 @@ class Chaos:
         offset = os.path.getsize(rep.log_path)
         p = {"name": rep.name, "role": rep.role, "old_pid": old_pid, "sessions": sessions,
              "hold": hold, "log": rep.log_path, "log_offset": offset, "fault": f}
-        pglog = os.path.join(RUNDIR, "postgres.log")
+        pglog = PG.log
         pglog_offset = os.path.getsize(pglog)
         t_start = time.time()
         self.cut_active = True
@@ -1041,6 +1136,110 @@ class Chaos:
             parts.append("as a standby" if leader_metric == 0 else f"leader metric {leader_metric}")
         f["note"] = "; ".join(([f["note"]] if f["note"] else []) + parts)
 
+    # ---- the standby and pg_failover
+
+    def make_standby(self, data, port, generation):
+        """A streaming standby of PG: pg_basebackup -R (primary_conninfo and standby.signal),
+        started with PG's own options (its postmaster.opts) on `port`, its log
+        postgres-<generation>.log. Returns its PgCluster once it accepts connections."""
+        t0 = time.time()
+        if os.path.exists(data):
+            shutil.rmtree(data)
+        sb = PgCluster(data, port, os.path.join(RUNDIR, f"postgres-{generation}.log"))
+        t1 = time.time()
+        p = subprocess.run(as_postgres([os.path.join(PGBIN, "pg_basebackup"), "-h", PGHOST, "-p",
+                                        PG.port, "-U", "postgres", "-D", data, "-R", "-X",
+                                        "stream", "-c", "fast"]),
+                           capture_output=True, text=True, timeout=300, check=False)
+        if p.returncode != 0:
+            raise HarnessError(f"pg_basebackup from {PG.port} failed: {p.stderr.strip()[:400]}")
+        t2 = time.time()
+        p = sb.pg_ctl("-l", sb.log, "-w", "-t", "60", "-o", sb.start_options(PG), "start")
+        sb.made = (t1 - t0, t2 - t1, time.time() - t2)
+        if p.returncode != 0:
+            raise HarnessError(f"the standby did not start: {p.stderr.strip()[:300]} (see "
+                               f"{sb.log})")
+        if sb.log not in PG_LOGS:
+            PG_LOGS.append(sb.log)
+        if psql_on(sb, "SELECT pg_is_in_recovery()") != [["t"]]:
+            raise HarnessError(f"the standby {sb.port} is not in recovery")
+        return sb
+
+    def pg_failover(self, old_pid, f, t_inject):
+        """Stops the primary (fast: it sends its remaining WAL to the standby first), promotes
+        the standby after a seeded detection delay, repoints PgBouncer at it (as a failover
+        hook would) and from then on writes to it; then makes a new standby of it, on the old
+        primary's port, for the next pg_failover. The direct replicas find the new primary by
+        their host list (target_session_attrs=read-write); the pooled ones through PgBouncer."""
+        global PG, STANDBY  # pylint: disable=global-statement
+        delay = self.rng.uniform(0.3, 2.0)
+        old, new = PG, STANDBY
+        f["param"] = f"primary {old.port} stopped fast, standby {new.port} promoted after {delay:.1f}s"
+        before = {n: self.sessions_of(f"chaos_{n}") or set() for n in REPLICAS}
+        p = old.pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+        if p.returncode != 0:
+            raise HarnessError(f"pg_failover: pg_ctl stop failed: {p.stderr.strip()[:300]}")
+        t_stopped = time.time()
+        # Every WAL record of the stopped primary must be on the standby, else its data would
+        # be lost by the failover (PostgreSQL's loss, not the scheduler's): a harness error.
+        ctl = subprocess.run([os.path.join(PGBIN, "pg_controldata"), old.data],
+                             capture_output=True, text=True, check=False).stdout
+        m = re.search(r"Latest checkpoint location:\s+(\S+)", ctl)
+        if not m:
+            raise HarnessError(f"pg_failover: no checkpoint location in pg_controldata: {ctl[:200]}")
+        lsn = m.group(1)
+        deadline = time.time() + 20
+        while psql_on(new, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") != [["t"]]:
+            if time.time() > deadline:
+                raise HarnessError(f"pg_failover: the standby did not replay the old primary's "
+                                   f"shutdown checkpoint {lsn} within 20 s")
+            time.sleep(0.05)
+        time.sleep(max(0.0, t_stopped + delay - time.time()))
+        p = new.pg_ctl("promote", "-w", "-t", "60")
+        if p.returncode != 0:
+            raise HarnessError(f"pg_failover: promote failed: {p.stderr.strip()[:300]}")
+        t_promoted = time.time()
+        PG = new
+        if self.bouncer is not None:
+            try:
+                self.bouncer.repoint(new.port)
+            except pooler.PoolerError as e:
+                raise HarnessError(f"pg_failover: {e}") from e
+        t_repointed = time.time()
+        h = self.wait_leader(None, 30)
+        self.note_failover(f, h, t_inject)
+        self.measure_reconnects(f, t_promoted, before, "after the promotion")
+        f["note"] = "; ".join(([f["note"]] if f["note"] else []) + [
+            f"WAL up to {lsn} replayed, promoted {t_promoted - t_stopped:.1f}s after the stop"
+            + (f", PgBouncer repointed {t_repointed - t_promoted:.2f}s later" if self.bouncer
+               else "")])
+        # The next standby, on the old primary's port, in its data directory: in the
+        # background (a pg_restart or pg_failover waits for it: wait_standby).
+        STANDBY = None
+        generation = len(PG_LOGS) + 1
+
+        def rebuild():
+            global STANDBY  # pylint: disable=global-statement
+            t0 = time.time()
+            try:
+                STANDBY = self.make_standby(old.data, old.port, generation)
+                f["later_standby"] = (f"new standby {STANDBY.port} in {time.time() - t0:.1f}s "
+                                      f"(rm, basebackup, start: "
+                                      + "/".join(f"{x:.1f}" for x in STANDBY.made) + ")")
+            except (HarnessError, OSError, subprocess.SubprocessError) as e:
+                self.standby_error = f"pg_failover: the new standby: {e}"
+        self.standby_thread = threading.Thread(target=rebuild, daemon=True)
+        self.standby_thread.start()
+
+    def wait_standby(self):
+        """Waits for the standby being rebuilt after a pg_failover (a restart of the primary
+        would break its pg_basebackup; the next pg_failover needs it)."""
+        if self.standby_thread is not None:
+            self.standby_thread.join(600)
+            self.standby_thread = None
+        if self.standby_error:
+            raise HarnessError(self.standby_error)
+
     # ---- the PgBouncer faults
 
     def observe(self, old_pid, until, every=0.1, rep=None):
@@ -1072,8 +1271,7 @@ class Chaos:
     def server_ended(self, pid, pglog_offset):
         """(time, why) of the FATAL line of backend pid in the PostgreSQL log after the offset
         (the server ending the session: idle-session timeout...), or (None, None)."""
-        with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8",
-                  errors="replace") as fh:
+        with open(PG.log, "r", encoding="utf-8", errors="replace") as fh:
             fh.seek(pglog_offset)
             for line in fh:
                 m = PG_ANY.match(line)
@@ -1120,7 +1318,7 @@ class Chaos:
         the leader behind it must step down and a replica (the direct one, while PgBouncer is
         down) must lead."""
         how = self.rng.choice(("SIGKILL", "SIGTERM"))
-        down = self.rng.uniform(0.5, 4.0)
+        down = self.rng.uniform(0.5, 2.5)
         f["param"] = f"{how}, started again after {down:.1f}s"
         offset = os.path.getsize(rep.log_path)
         pooled_before = {n: self.sessions_of(f"chaos_{n}") or set() for n in POOLED}
@@ -1179,8 +1377,12 @@ class Chaos:
         alt = self.kind_count.get(kind + ":longer")
         longer = self.rng.random() < 0.5 if alt is None else not alt
         self.kind_count[kind + ":longer"] = longer
-        if longer:
-            hold = LOCK_TIMEOUT_S * self.rng.uniform(1.25, 2.0)
+        if longer and command == "SUSPEND":
+            # Long enough for the server to end the idle session (lock_timeout after its last
+            # statement) and for the direct standby to take the lock (a retry_interval later).
+            hold = LOCK_TIMEOUT_S * self.rng.uniform(1.25, 1.6)
+        elif longer:
+            hold = LOCK_TIMEOUT_S * self.rng.uniform(1.05, 1.3)
         else:
             # The server ends a session lock_timeout after its last statement, which comes up to
             # a heartbeat interval (lock_timeout/4) and a Redis ping (lock_timeout/8) before the
@@ -1189,7 +1391,7 @@ class Chaos:
         f["param"] = (f"{command} {hold:.1f}s ({'longer' if longer else 'shorter'} than "
                       f"lock_timeout {LOCK_TIMEOUT_S}s)")
         offset = os.path.getsize(rep.log_path)
-        pglog_offset = os.path.getsize(os.path.join(RUNDIR, "postgres.log"))
+        pglog_offset = os.path.getsize(PG.log)
         bouncer_log = self.bouncer.log_size()
         adm = pooler.AdminSession(self.bouncer)
         adm.send(command)
@@ -1241,7 +1443,8 @@ class Chaos:
             f["after"], f["failover_s"] = o["new"][1], o["lock"] - t_inject
         else:
             f["after"] = rep.name
-        time.sleep(1.0)  # its next lock attempt: by now it knows whether it leads
+        if ended is not None:
+            time.sleep(1.0)  # its next lock attempt: by now it knows whether it leads
         h = self.lock_holder()
         leader_metric = rep.metric("djinn_scheduler_leader")
         if leader_metric == 1 and (h is None or h[1] != rep.name):
@@ -1690,8 +1893,10 @@ LIMIT 10""")
         print("|---|---|---|---|---|---|---|---|---|")
         for i, f in enumerate(self.faults, 1):
             fo = "-" if f["failover_s"] is None else f"{f['failover_s']:.2f}"
+            note = "; ".join(x for x in (f["note"], f.get("later", ""),
+                                         f.get("later_standby", "")) if x)
             print(f"| {i} | {f['t']:.1f} | {f['kind']} | {f['param']} | {f['burst']} | "
-                  f"{f['before']} | {f['after']} | {fo} | {f['note']} |")
+                  f"{f['before']} | {f['after']} | {fo} | {note} |")
         print()
         by_kind = {}
         for f in self.faults:
@@ -1816,6 +2021,13 @@ LIMIT 10""")
         if self.bouncer is not None:
             self.bouncer.stop()
         self.redis.stop()
+        if self.standby_thread is not None:
+            self.standby_thread.join(120)
+        # The clusters the harness made (standbys, a promoted one); the one in PGDATA is
+        # services.sh's to stop.
+        for c in {PG.data: PG, **({STANDBY.data: STANDBY} if STANDBY else {})}.values():
+            if c.data != PGDATA and c.running():
+                c.pg_ctl("-m", "immediate", "stop", timeout=60)
 
 
 def scan_keys(r, pattern):
@@ -1913,6 +2125,14 @@ def decode_message(msg, job_id):
     return host, build
 
 
+def pg_log_lines():
+    """The lines of every cluster's log, oldest cluster first (after a pg_failover the
+    statements of the old primary are in its log, those of the promoted standby in its own)."""
+    for path in PG_LOGS:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            yield from f
+
+
 PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
                      r"LOG:  ((?:statement|execute [^:]*): .*)$")
 
@@ -1920,14 +2140,13 @@ PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\
 def pg_writes():
     """(time, role, statement, backend pid) of every logged write statement."""
     out = []
-    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = PG_LINE.match(line)
-            if not m:
-                continue
-            t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
-                tzinfo=dt.timezone.utc).timestamp()
-            out.append((t, m.group(3), m.group(4), int(m.group(2))))
+    for line in pg_log_lines():
+        m = PG_LINE.match(line)
+        if not m:
+            continue
+        t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+            tzinfo=dt.timezone.utc).timestamp()
+        out.append((t, m.group(3), m.group(4), int(m.group(2))))
     return out
 
 
@@ -1944,24 +2163,23 @@ def pg_build_writers():
     twice; a statement whose transaction did not commit logs ids that never became builds)."""
     writers = {}
     cur = None  # [pid, role, text] of the latest LOG line of a statement, continued
-    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = PG_ANY.match(line)
-            if m is None:
-                if cur is not None and line.startswith("\t") and len(cur[2]) < 400:
-                    cur[2] += line
-                continue
-            pid, role, level, rest = int(m.group(2)), m.group(3), m.group(4), m.group(5)
-            if level == "LOG" and (rest.startswith("execute ") or rest.startswith("statement: ")):
-                cur = [pid, role, rest.split(": ", 1)[1] if ": " in rest else rest]
-                continue
-            if level == "DETAIL" and cur is not None and cur[0] == pid \
-                    and INSERT_BUILDS.search(cur[2]):
-                pm = FIRST_PARAM.match(rest)
-                if pm and pm.group(1):
-                    for x in pm.group(1).split(","):
-                        writers.setdefault(int(x), set()).add((role, pid))
-            cur = None
+    for line in pg_log_lines():
+        m = PG_ANY.match(line)
+        if m is None:
+            if cur is not None and line.startswith("\t") and len(cur[2]) < 400:
+                cur[2] += line
+            continue
+        pid, role, level, rest = int(m.group(2)), m.group(3), m.group(4), m.group(5)
+        if level == "LOG" and (rest.startswith("execute ") or rest.startswith("statement: ")):
+            cur = [pid, role, rest.split(": ", 1)[1] if ": " in rest else rest]
+            continue
+        if level == "DETAIL" and cur is not None and cur[0] == pid \
+                and INSERT_BUILDS.search(cur[2]):
+            pm = FIRST_PARAM.match(rest)
+            if pm and pm.group(1):
+                for x in pm.group(1).split(","):
+                    writers.setdefault(int(x), set()).add((role, pid))
+        cur = None
     return writers
 
 
@@ -1977,7 +2195,7 @@ def main():
                     help="every replica connects to PostgreSQL directly: no PgBouncer (and none "
                          "of its faults)")
     args = ap.parse_args()
-    global FAULTS, POOLED, POOLER_SKIP  # pylint: disable=global-statement
+    global FAULTS, POOLED, POOLER_SKIP, FAILOVER_SKIP  # pylint: disable=global-statement
     wanted = [k.strip() for k in args.faults.split(",") if k.strip()] or list(ALL_FAULTS)
     unknown = sorted(set(wanted) - set(ALL_FAULTS))
     if unknown:
@@ -1994,6 +2212,15 @@ def main():
         wanted = [k for k in wanted if k not in POOLER_FAULTS]
     else:
         POOLED = ("a", "b")
+    for tool in ("pg_basebackup", "pg_controldata"):
+        if not os.access(os.path.join(PGBIN, tool), os.X_OK):
+            FAILOVER_SKIP = f"{os.path.join(PGBIN, tool)} not found"
+    if FAILOVER_SKIP:
+        if "pg_failover" in wanted and args.faults:
+            print(f"chaos: the pg_failover fault was asked for but cannot run: {FAILOVER_SKIP}",
+                  file=sys.stderr)
+            return 2
+        wanted = [k for k in wanted if k != "pg_failover"]
     if "partition" in wanted and PARTITION_SKIP:
         if args.faults:
             print(f"chaos: the partition fault was asked for but cannot run: {PARTITION_SKIP}",
@@ -2022,6 +2249,8 @@ def main():
         chaos.setup()
         workload.start()
         chaos.run(workload)
+        chaos.join_measurements()
+        chaos.wait_standby()
         log("stopping the workload and the faults; letting the fleet settle")
         workload.stop_flag.set()
         workload.join(30)

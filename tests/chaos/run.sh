@@ -99,6 +99,14 @@ cleanup() {
             kill -KILL "$pid" 2>/dev/null
         fi
     fi
+    # The standbys the pg_failover fault made (pgdata-2, or pgdata itself once rebuilt: that
+    # one services_stop stops).
+    local d
+    for d in "$DJINN_TEST_RUNDIR"/pgdata-*; do
+        if [ -f "$d/postmaster.pid" ]; then
+            as_postgres "$DJINN_TEST_PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1
+        fi
+    done
     (exit "$rc")
     services_stop
 }
