@@ -1467,7 +1467,8 @@ class Chaos:
                 self.violation(f"pgbouncer_pause: the leader {rep.name} lost its session or its "
                                f"lock during a PAUSE in session pooling (session ended "
                                f"{fmt_s(ended and ended - t_inject)}, lock to {o['new']})")
-            notes.append("leader kept its session and lock; PAUSE "
+            notes.append(("leader kept its session and lock" if ended is None and o["new"] is None
+                          else "leader LOST its session or lock") + "; PAUSE "
                          + ("still waiting at RESUME" if pending else "returned during the hold")
                          + (f" (reply {reply[1]!r} {reply[0] - t_resume:+.2f}s after RESUME)"
                             if reply else ", never answered"))
