@@ -23,6 +23,9 @@ COPY CMakeLists.txt ./
 COPY cmake/ cmake/
 COPY src/ src/
 COPY tests/ tests/
+# The unit tests compare manifest decoders on the benchmark's manifests too.
+COPY bench/sql/ bench/sql/
+COPY bench/micro_bench.cpp bench/micro_bench.cpp
 ARG CMAKE_BUILD_TYPE=RelWithDebInfo
 # Only the binary and the unit tests: the integration tests need services (scripts/test.sh).
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE} -DDJINN_BUILD_TESTS=ON \

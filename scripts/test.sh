@@ -4,6 +4,9 @@
 #                UndefinedBehaviorSanitizer (DJINN_SANITIZE=OFF for a plain build)
 #   unit         the unit tests (with the layering probes: an include across modules fails)
 #   lint         clang-format (no diff) and clang-tidy over src/ (.clang-tidy), scripts/lint.sh
+#   docs         the documentation's examples (scripts/check-docs.sh): every scheduler config of
+#                README.md, docs/, CHANGELOG.md and the chart's README through -check-config (both
+#                languages), every Helm values example and helm install command rendered
 #   integration  the integration tests against a throwaway PostgreSQL 15 and Redis 7 on loopback
 #                (scripts/lib/services.sh), through the sanitized binary
 #   chaos        the fault-injection harness, short version (tests/chaos/run.sh, ~2 min): 3
@@ -13,9 +16,17 @@
 #                run the pass pipeline (planner and enqueue threads) and the service loop in the
 #                test process and in the scheduler binaries they start (DJINN_TSAN_FILTER
 #                overrides the set)
+#   prometheus   the alerts and the dashboard with Debian's Prometheus 2.42 (tests/prometheus/run.sh,
+#                ~80 s): promtool test rules for every alert, then 3 replicas scraped by two real
+#                Prometheus servers (the chart's ServiceMonitor and PodMonitor relabelling): series,
+#                rule health, no false alarm, every dashboard query, NoLeader firing when all stop
 #   packaging    Helm chart, kustomize, systemd, SysVinit, shellcheck (scripts/check-packaging.sh)
 #   image        the container image from the Dockerfile (its build stage compiles without
 #                sanitizers and runs the unit tests), then -version, -check-config and a -once pass
+#   pods         the chart's rendered Deployment, ConfigMap and Secret run as pods from that image
+#                (podman kube play, tests/pods/run.sh, ~2 min): non-root, read-only root, the
+#                Secret's passwords, the probes; then `kubectl rollout restart` after another while
+#                crons fall due: every cron dispatched exactly once, the longest leaderless gap
 # Pick stages by name: scripts/test.sh unit integration. Exits non-zero on the first failure.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,7 +34,7 @@ cd "$root"
 jobs=$(nproc)
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-    stages=(build unit lint integration chaos fuzz tsan packaging image)
+    stages=(build unit lint docs integration chaos fuzz tsan prometheus packaging image pods)
 fi
 want() {
     local s
@@ -32,6 +43,13 @@ want() {
 }
 
 "$root/scripts/install-deps.sh"
+
+# One temporary directory for the whole run: the tests make theirs under it (TMPDIR), and it is
+# removed at exit, also when a test fails or a process dies before cleaning up after itself.
+run_tmp=$(mktemp -d /tmp/djinn-test.XXXXXX)
+chmod 0755 "$run_tmp"  # the PostgreSQL of the TLS tests reads certificates from under it
+export TMPDIR=$run_tmp
+trap 'rm -rf "$run_tmp"' EXIT
 
 sanitize=${DJINN_SANITIZE:-ON}
 build_dir=${DJINN_BUILD_DIR:-$root/build/ci-$sanitize}
@@ -42,9 +60,10 @@ configure_and_build() {  # dir, extra cmake args...
     cmake --build "$dir" -j"$jobs"
 }
 
-section() { printf '\n=== %s\n' "$*"; }
+# Each section says how long the run has taken so far (CI must stay well under 30 minutes).
+section() { printf '\n=== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
-if want build || want unit || want integration; then
+if want build || want unit || want integration || want docs || want prometheus; then
     if [ "$sanitize" = ON ]; then
         section "build (warnings as errors, ASan + UBSan)"
         configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDJINN_SANITIZE=ON \
@@ -76,7 +95,14 @@ if [ $services_needed = 1 ]; then
     # shellcheck source=scripts/lib/services.sh
     source "$root/scripts/lib/services.sh"
     services_start
+    # services.sh's EXIT trap stops them; keep removing the run's directory too.
+    trap 'rc=$?; rm -rf "$run_tmp"; (exit $rc); services_stop' EXIT
     section "services: PostgreSQL on 127.0.0.1:$DJINN_TEST_PGPORT, Redis on 127.0.0.1:$DJINN_TEST_REDIS_PORT"
+fi
+
+if want docs; then
+    section "documentation examples (-check-config, helm template)"
+    "$root/scripts/check-docs.sh" --bin "$build_dir/djinn-scheduler"
 fi
 
 if want integration; then
@@ -101,6 +127,11 @@ if want tsan; then
         "$root/scripts/tsan.sh" unit integration
 fi
 
+if want prometheus; then
+    section "Prometheus: promtool test rules, then the live alerts and dashboard"
+    "$root/tests/prometheus/run.sh" --bin "$build_dir/djinn-scheduler"
+fi
+
 if want packaging; then
     section "packaging checks"
     "$root/scripts/check-packaging.sh" static
@@ -109,6 +140,11 @@ fi
 if want image; then
     section "container image"
     "$root/scripts/check-packaging.sh" image
+fi
+
+if want pods; then
+    section "the chart's pods (podman kube play) and the rollout drill"
+    "$root/tests/pods/run.sh"
 fi
 
 section "all requested stages passed: ${stages[*]}"

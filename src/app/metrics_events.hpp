@@ -24,6 +24,11 @@ class MetricsEvents final : public dispatch::DispatchEvents, public service::Loo
         m_.recovered(n);
         progress_.beat();
     }
+    void adopted(std::size_t n) override {
+        m_.adopted(n);
+        progress_.beat();
+    }
+    void jobs_lost(std::size_t n) override { m_.jobs_lost(n); }
     void error(const std::string& kind) override { m_.error(kind); }
     void leadership(bool leading) override { m_.set_leader(leading); }
 

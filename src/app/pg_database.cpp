@@ -106,6 +106,20 @@ service::Database::Lock PgDatabase::verify() {
         last_error_ = lock_.last_error()->message;
         return Lock::error;
     }
+    // Not held by the server process our statements reach now. If the process this session
+    // started on holds it, a transaction-pooling proxy moved the session (the check at connect
+    // can miss one that hands out another idle server connection): that lock belongs to no
+    // client any more and would block every replica until the pooler closes the connection.
+    // End it (the same role may) and say why.
+    if (auto h = lock_.holder(*conn_); h && *h == conn_->server_pid()) {
+        const bool ended = lock_.terminate(*conn_, *h);
+        last_error_ = std::string(store::kTransactionPoolingHint) +
+                      " (the lock stayed with server "
+                      "process " +
+                      std::to_string(*h) + ", " +
+                      (ended ? "now ended" : "which could not be ended") + ")";
+        return Lock::error;
+    }
     return Lock::not_held;
 }
 

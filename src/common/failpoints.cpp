@@ -1,5 +1,6 @@
 #include "common/failpoints.hpp"
 
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <new>
@@ -39,6 +40,8 @@ std::function<void()> action_named(std::string_view action, const std::string& w
         return [] { throw 42; };
     if (action == "invariant")
         return [where] { invariant_failed("false", "failpoint " + where, __FILE__, __LINE__); };
+    if (action == "kill")
+        return [] { std::raise(SIGKILL); };  // as `kill -9` would, right here
     return {};
 }
 
@@ -48,9 +51,11 @@ const std::vector<std::string>& known() {
     // Every DJINN_FAILPOINT in src/, in the order a pass meets them (tests/unit checks the list
     // against the sources).
     static const std::vector<std::string> names = {
-        "session.open",  "session.check",    "lock.acquire",  "lock.verify",   "pass.start",
-        "recovery.page", "batch.candidates", "batch.take",    "batch.rows",    "batch.write",
-        "batch.advance", "batch.commit",     "plan.manifest", "enqueue.round", "queue.ping",
+        "session.open",     "session.check",    "lock.acquire",     "lock.verify",
+        "pass.start",       "recovery.start",   "recovery.page",    "recovery.candidates",
+        "recovery.enqueue", "recovery.advance", "batch.candidates", "batch.take",
+        "batch.rows",       "batch.numbers",    "batch.write",      "batch.advance",
+        "batch.commit",     "plan.manifest",    "enqueue.round",    "queue.ping",
     };
     return names;
 }

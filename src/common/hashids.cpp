@@ -150,6 +150,10 @@ Hashids::Hashids(std::string salt, std::size_t min_length, const std::string& al
     alphabet_ = encode_utf8(alpha);
     separators_ = encode_utf8(seps);
     guards_ = encode_utf8(guards);
+    salt32_ = salt32;
+    alphabet32_ = std::move(alpha);
+    separators32_ = std::move(seps);
+    guards32_ = std::move(guards);
 }
 
 std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
@@ -161,10 +165,10 @@ std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
             throw std::invalid_argument("hashids: negative numbers cannot be encoded");
         }
     }
-    std::u32string alphabet = decode_utf8(alphabet_);
-    const std::u32string salt = decode_utf8(salt_);
-    const std::u32string seps = decode_utf8(separators_);
-    const std::u32string guards = decode_utf8(guards_);
+    std::u32string alphabet = alphabet32_;
+    const std::u32string& salt = salt32_;
+    const std::u32string& seps = separators32_;
+    const std::u32string& guards = guards32_;
 
     std::int64_t numbers_hash = 0;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
@@ -174,8 +178,10 @@ std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
     const char32_t lottery = alphabet[static_cast<std::size_t>(numbers_hash % alpha_size)];
     std::u32string result(1, lottery);
 
+    std::u32string buffer;
+    buffer.reserve(1 + salt.size() + alphabet.size());
     for (std::size_t i = 0; i < numbers.size(); ++i) {
-        std::u32string buffer(1, lottery);
+        buffer.assign(1, lottery);
         buffer += salt;
         buffer += alphabet;
         buffer.resize(alphabet.size());

@@ -33,6 +33,11 @@ class Hashids {
     std::string alphabet_;
     std::string separators_;
     std::string guards_;
+    // The same as code points, decoded once (encode runs once per artifact of every build).
+    std::u32string salt32_;
+    std::u32string alphabet32_;
+    std::u32string separators32_;
+    std::u32string guards32_;
 };
 
 // Djinn's Hasher.HashNow: hashids (salt = crypto.salt, min length 8, alphabet a-zA-Z0-9) of the

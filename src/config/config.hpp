@@ -5,7 +5,12 @@
 // name file:line:column and the dotted key, all reported together (docs: parser.hpp for
 // the grammar, decoder.hpp for the checks, string_expansion.hpp for ${VAR}).
 //
-// Keys (Djinn syntax; YAML has the same names, `log` being a mapping {<level>: <file>}):
+// Keys (Djinn syntax; YAML has the same names). `log` has a second shape, a mapping of
+// level, file and format as Kubernetes-style configs write it: in YAML
+// `log: {level: info, file: /dev/stdout, format: json}` (format is log_format; set one of
+// the two), in Djinn's language `log { level "info"; file "/dev/stdout" }`. The Djinn shape
+// in YAML, `log: {info: /dev/stdout}`, loads too; the two shapes do not mix.
+//
 //   pidfile "<path>"                  interval <duration > 0>       batch_size <1..100000>
 //   log <debug|info|warn|error> "<file>"   ("/dev/stdout", "/dev/stderr" or a path; several
 //                                          entries: the most verbose one wins, as in Djinn)

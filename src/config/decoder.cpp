@@ -45,6 +45,16 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     return row[b.size()];
 }
 
+std::string without_underscores(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c != '_') {
+            out += c;
+        }
+    }
+    return out;
+}
+
 bool is_scalar(ast::Kind kind) {
     return kind != ast::Kind::block && kind != ast::Kind::array && kind != ast::Kind::null;
 }
@@ -72,6 +82,51 @@ std::optional<LogLevel> parse_level(std::string_view text) {
         return LogLevel::error;
     }
     return std::nullopt;
+}
+
+// The keys of the mapping form of `log`, as Kubernetes-style configs spell them. (A function:
+// constructing a namespace-scope vector could throw before main.)
+const std::vector<std::string_view>& log_field_names() {
+    static const std::vector<std::string_view> kFields = {"level", "file", "format"};
+    return kFields;
+}
+
+bool is_log_field(std::string_view name) {
+    const auto& fields = log_field_names();
+    return std::find(fields.begin(), fields.end(), lower(name)) != fields.end();
+}
+
+// The field of {level, file, format} that an unknown key in `log` probably meant: words other
+// configs use for the same thing, then misspellings. "" when nothing is close.
+std::string_view meant_log_field(std::string_view written) {
+    static const std::vector<std::pair<std::string_view, std::string_view>> kSynonyms = {
+        {"lvl", "level"},        {"loglevel", "level"},  {"log_level", "level"},
+        {"severity", "level"},   {"verbosity", "level"}, {"path", "file"},
+        {"filename", "file"},    {"output", "file"},     {"out", "file"},
+        {"destination", "file"}, {"target", "file"},     {"to", "file"},
+        {"encoding", "format"},  {"fmt", "format"},      {"style", "format"},
+        {"log_format", "format"}};
+    const std::string name = lower(written);
+    for (const auto& [synonym, field] : kSynonyms) {
+        if (name == synonym) {
+            return field;
+        }
+    }
+    for (auto field : log_field_names()) {
+        if (edit_distance(name, field) <= 2) {
+            return field;
+        }
+    }
+    return {};
+}
+
+// What `log` looks like in each language, for the messages of a near miss.
+std::string log_usage(bool yaml, std::string_view level = "info",
+                      std::string_view file = "/dev/stdout") {
+    if (yaml) {
+        return "log: use {level: " + std::string(level) + ", file: " + std::string(file) + "}";
+    }
+    return "use log " + std::string(level) + " \"" + std::string(file) + "\"";
 }
 
 // "host:port" with a numeric port; IPv6 hosts in brackets. Returns an error or "".
@@ -144,9 +199,12 @@ void Decoder::each_key(const ast::Node& block, const std::string& prefix,
             std::string_view best;
             std::size_t best_distance = 4;
             for (auto candidate : names) {
-                // "address" for "addr", "capath" for "ca": a known key as a prefix is close.
+                // camelCase for snake_case ("batchSize", as Kubernetes configs spell keys) is
+                // the closest; "address" for "addr", "capath" for "ca": a known key as a
+                // prefix is close.
                 std::size_t distance =
-                    name.rfind(candidate, 0) == 0 || candidate.rfind(name, 0) == 0
+                    without_underscores(name) == without_underscores(candidate) ? 0
+                    : name.rfind(candidate, 0) == 0 || candidate.rfind(name, 0) == 0
                         ? 1
                         : edit_distance(name, candidate);
                 // Short keys are close to everything short.
@@ -358,15 +416,16 @@ void Decoder::top_level(const ast::Node& root, Config& config) {
                      if (param.has_label) {
                          log_entry(param, param.label, value, key + "." + param.label.text);
                      } else if (value.kind == ast::Kind::block) {
-                         // `log { info "/dev/stdout" }`, the shape YAML has.
-                         for (const ast::Param& entry : value.params) {
-                             const std::string entry_key = key + "." + entry.name.text;
-                             if (entry.has_label) {
-                                 error(entry.label.pos, entry_key, "takes no label");
-                                 continue;
-                             }
-                             log_entry(entry, entry.name, entry.value, entry_key);
-                         }
+                         log_block(value, key, config);
+                     } else if (value.yaml) {
+                         // `log: info` or `log: /dev/stdout`: say the mapping it meant.
+                         const bool is_level = is_scalar(value.kind) && parse_level(value.text);
+                         const bool is_path = is_scalar(value.kind) && !value.text.empty() &&
+                                              value.text.front() == '/';
+                         error(value.pos, key,
+                               "expected a mapping, got " + shown(value) + ": " +
+                                   log_usage(true, is_level ? lower(value.text) : "info",
+                                             is_path ? value.text : "/dev/stdout"));
                      } else {
                          error(value.pos, key,
                                "expected `log <level> <file>` (e.g. log info \"/dev/stdout\"), "
@@ -374,6 +433,7 @@ void Decoder::top_level(const ast::Node& root, Config& config) {
                                    shown(value));
                      }
                  } else if (name == "log_format") {
+                     log_format_ = param.name.pos;
                      if (auto v = string_value(value, key)) {
                          if (lower(*v) == "text") {
                              config.log.format = LogFormat::text;
@@ -403,6 +463,10 @@ void Decoder::top_level(const ast::Node& root, Config& config) {
                  }
              });
 
+    if (log_format_ && log_dot_format_) {
+        error(*log_dot_format_, "log.format",
+              "log_format is also set (at " + where(*log_format_) + "): keep one of them");
+    }
     // Djinn allows one `log` per level and writes to the file of the most verbose one.
     if (!log_entries_.empty()) {
         auto chosen = std::min_element(
@@ -420,10 +484,19 @@ void Decoder::top_level(const ast::Node& root, Config& config) {
 
 void Decoder::log_entry(const ast::Param& param, const ast::Name& level, const ast::Node& file,
                         const std::string& key) {
+    if (log_fields_) {
+        error(level.pos, key, "log is set twice; first set at " + where(*log_fields_));
+        return;
+    }
     auto parsed = parse_level(level.text);
     if (!parsed) {
-        error(level.pos, key,
-              "unknown log level '" + level.text + "' (use debug, info, warn or error)");
+        std::string message =
+            "unknown log level '" + level.text + "' (use debug, info, warn or error)";
+        if (is_log_field(level.text) && param.has_label) {
+            // `log level "info"`: the YAML keys written as a Djinn label.
+            message += ": " + log_usage(false);
+        }
+        error(level.pos, key, message);
         return;
     }
     for (const LogEntry& earlier : log_entries_) {
@@ -440,8 +513,121 @@ void Decoder::log_entry(const ast::Param& param, const ast::Name& level, const a
         error(file.pos, key, "log file must not be empty (use \"/dev/stdout\")");
         return;
     }
-    (void)param;
     log_entries_.push_back(LogEntry{*parsed, *path, level.pos});
+}
+
+// A `log` mapping has one of two shapes: Djinn's {<level>: <file>} (what `log info "file"`
+// becomes in YAML), or {level, file, format} as a Kubernetes-style config writes it. Any of
+// level/file/format picks the second; an entry that fits neither is answered with the shape
+// it most likely meant.
+void Decoder::log_block(const ast::Node& block, const std::string& key, Config& config) {
+    const bool fields = std::any_of(block.params.begin(), block.params.end(),
+                                    [](const ast::Param& p) { return is_log_field(p.name.text); });
+    if (fields) {
+        log_fields(block, key, config);
+        return;
+    }
+    for (const ast::Param& entry : block.params) {
+        const std::string entry_key = key + "." + entry.name.text;
+        if (entry.has_label) {
+            error(entry.label.pos, entry_key, "takes no label");
+            continue;
+        }
+        if (!parse_level(entry.name.text)) {
+            const std::string_view meant = meant_log_field(entry.name.text);
+            if (!meant.empty()) {
+                error(entry.name.pos, entry_key,
+                      "unknown key (did you mean '" + std::string(meant) +
+                          "'?): " + log_usage(block.yaml));
+                continue;
+            }
+            std::string message =
+                "unknown log level '" + entry.name.text + "' (use debug, info, warn or error)";
+            if (block.yaml) {
+                message += "; or " + log_usage(true);
+            }
+            error(entry.name.pos, entry_key, message);
+            continue;
+        }
+        log_entry(entry, entry.name, entry.value, entry_key);
+    }
+}
+
+void Decoder::log_fields(const ast::Node& block, const std::string& key, Config& config) {
+    if (log_fields_ || !log_entries_.empty()) {
+        const ast::Position first = log_fields_ ? *log_fields_ : log_entries_.front().pos;
+        error(block.pos, key, "log is set twice; first set at " + where(first));
+        return;
+    }
+    log_fields_ = block.pos;
+    // Entries that belong to the other shapes are reported here, with what to write instead;
+    // each_key reports the rest.
+    ast::Node known = block;
+    known.params.clear();
+    for (const ast::Param& entry : block.params) {
+        const std::string entry_key = key + "." + entry.name.text;
+        if (is_log_field(entry.name.text)) {
+            known.params.push_back(entry);
+            continue;
+        }
+        if (parse_level(entry.name.text)) {
+            error(entry.name.pos, entry_key,
+                  "mixes {<level>: <file>} with {level: ..., file: ...}: " +
+                      (block.yaml
+                           ? log_usage(true, lower(entry.name.text))
+                           : std::string("use level \"") + lower(entry.name.text) + "\" and file"));
+            continue;
+        }
+        const std::string_view meant = meant_log_field(entry.name.text);
+        std::string message = "unknown key";
+        message += meant.empty() ? " (known here: level, file, format)"
+                                 : " (did you mean '" + std::string(meant) + "'?)";
+        error(entry.name.pos, entry_key, message);
+        incomplete_.insert(key);
+    }
+    LogLevel level = LogLevel::info;
+    std::string file = "/dev/stdout";
+    each_key(
+        known, key, log_field_names(), "",
+        [&](const std::string& name, const ast::Param& param, const std::string& field_key) {
+            const ast::Node& value = param.value;
+            auto text = string_value(value, field_key);
+            if (!text) {
+                return;
+            }
+            if (name == "level") {
+                if (auto parsed = parse_level(*text)) {
+                    level = *parsed;
+                } else {
+                    error(value.pos, field_key,
+                          "unknown log level \"" + *text + "\" (use debug, info, warn or error)");
+                }
+            } else if (name == "file") {
+                if (text->empty()) {
+                    error(value.pos, field_key, "must not be empty (use /dev/stdout)");
+                } else if (*text == "stdout" || *text == "stderr" || *text == "-") {
+                    // A relative file named "stdout" in the working directory is never
+                    // what was meant (and a read-only root filesystem refuses it).
+                    error(value.pos, field_key,
+                          "\"" + *text + "\" would be a file in the working directory: use " +
+                              (*text == "stderr" ? "/dev/stderr" : "/dev/stdout"));
+                } else {
+                    file = *text;
+                }
+            } else {
+                log_dot_format_ = param.name.pos;
+                if (lower(*text) == "text") {
+                    config.log.format = LogFormat::text;
+                } else if (lower(*text) == "json") {
+                    config.log.format = LogFormat::json;
+                } else {
+                    error(value.pos, field_key,
+                          "unknown log format \"" + *text + "\" (use text or json)");
+                }
+            }
+        });
+    config.log.level = level;
+    config.log.file = file;
 }
 
 void Decoder::drivers(const ast::Node& node, Config& config) {

@@ -58,6 +58,8 @@ class Decoder {
     void top_level(const ast::Node& root, Config& config);
     void log_entry(const ast::Param& param, const ast::Name& level, const ast::Node& file,
                    const std::string& key);
+    void log_block(const ast::Node& block, const std::string& key, Config& config);
+    void log_fields(const ast::Node& block, const std::string& key, Config& config);
     void drivers(const ast::Node& node, Config& config);
     void crypto(const ast::Node& node, Config& config);
     void database(const ast::Node& node, Config& config);
@@ -70,13 +72,16 @@ class Decoder {
 
     std::vector<ConfigError>* errors_;
     std::vector<ConfigError>* warnings_;
-    ast::Position root_pos_;                     // the file, for problems not tied to a line
-    std::map<std::string, ast::Position> seen_;  // dotted key -> where it was set
-    std::set<std::string> invalid_;              // keys whose value was rejected
-    std::set<std::string> incomplete_;           // blocks with an unknown key
-    std::vector<LogEntry> log_entries_;
-    std::optional<TlsConfig> tls_;  // database.tls as written
-    std::optional<TlsConfig> ssl_;  // database.ssl as written
+    ast::Position root_pos_;                       // the file, for problems not tied to a line
+    std::map<std::string, ast::Position> seen_;    // dotted key -> where it was set
+    std::set<std::string> invalid_;                // keys whose value was rejected
+    std::set<std::string> incomplete_;             // blocks with an unknown key
+    std::vector<LogEntry> log_entries_;            // `log <level> <file>` / {<level>: <file>}
+    std::optional<ast::Position> log_fields_;      // where {level, file, format} was set
+    std::optional<ast::Position> log_format_;      // where top-level log_format was set
+    std::optional<ast::Position> log_dot_format_;  // where log.format was set
+    std::optional<TlsConfig> tls_;                 // database.tls as written
+    std::optional<TlsConfig> ssl_;                 // database.ssl as written
 };
 
 }  // namespace djinn::config

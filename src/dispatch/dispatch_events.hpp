@@ -13,6 +13,8 @@ class DispatchEvents {
     virtual void skipped(const std::string& reason) = 0;
     virtual void enqueue_retry() = 0;
     virtual void recovered(std::size_t builds) = 0;
+    virtual void adopted(std::size_t jobs) = 0;
+    virtual void jobs_lost(std::size_t builds) = 0;
     virtual void error(const std::string& kind) = 0;
 };
 
@@ -22,6 +24,8 @@ class NoEvents final : public DispatchEvents {
     void skipped(const std::string&) override {}
     void enqueue_retry() override {}
     void recovered(std::size_t) override {}
+    void adopted(std::size_t) override {}
+    void jobs_lost(std::size_t) override {}
     void error(const std::string&) override {}
 };
 

@@ -10,7 +10,6 @@
 
 #include "common/failpoints.hpp"
 #include "schedule/schedule.hpp"
-#include "store/recovery_queries.hpp"
 
 namespace djinn::dispatch {
 namespace {
@@ -35,6 +34,22 @@ std::string error_kind(const store::PgError& e) {
                : "database";
 }
 
+std::vector<std::string> driver_list(const std::set<std::string>& drivers) {
+    return {drivers.begin(), drivers.end()};
+}
+
+Recovery::Options recovery_options(const DispatcherOptions& o, const std::set<std::string>& d) {
+    Recovery::Options r;
+    r.window = o.recovery_window;
+    r.drivers = driver_list(d);
+    return r;
+}
+
+// Bound on the builds remembered as enqueued between two moves of the watermark (a watermark
+// that cannot move for long: another session always writing). Past it they are forgotten, which
+// only costs Redis round trips in the next sweep.
+constexpr std::size_t kMaxKnown = 2000000;
+
 }  // namespace
 
 Dispatcher::Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
@@ -46,60 +61,40 @@ Dispatcher::Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
       clock_(clock),
       options_(options),
       enqueuer_(queue, log_, events_, clock_, options_.enqueue),
+      recovery_(queue, enqueuer_, log_, events_, recovery_options(options_, drivers)),
       planner_(std::move(drivers), options_.planner_threads) {}
 
-bool Dispatcher::recover(store::PgConnection& conn, Progress* progress, PassReport& report) {
-    auto now = store::RecoveryQueries::db_now(conn);
-    if (auto* e = std::get_if<store::PgError>(&now)) {
-        report.ok = false;
-        report.session_lost = e->kind == store::PgErrorKind::connection;
-        report.error = "recovery: " + e->message;
-        events_.error(error_kind(*e));
+bool Dispatcher::recover(store::PgConnection& conn, Progress* progress, PassReport& report,
+                         bool at_start) {
+    const Recovery::Result r = recovery_.settle(conn, known_, progress);
+    report.recovered += r.enqueued;
+    report.enqueued += r.enqueued;
+    report.adopted += r.adopted;
+    report.lost += r.lost;
+    if (r.advanced)
+        known_.clear();
+    if (r.enqueued > 0 || r.adopted > 0) {
+        log_->warn(
+            "recovery: enqueued {} committed build(s) that had no queue job, adopted {} job(s) of "
+            "another writer ({} queued build(s) checked in Redis of {} cron build(s) read{})",
+            r.enqueued, r.adopted, r.checked, r.read, r.fallback ? ", recovery window" : "");
+    } else if (r.read > 0) {
+        log_->debug("recovery: {} cron build(s) read, {} checked in Redis, none without a job{}",
+                    r.read, r.checked, r.fallback ? " (recovery window)" : "");
+    }
+    if (r.restored > 0)
+        log_->info("recovery: {} enqueue marker(s) written back for jobs that were there",
+                   r.restored);
+    if (!r.ok) {
+        recovery_needed_ = true;
+        report.session_lost = report.session_lost || r.session_lost;
+        if (at_start || r.session_lost) {
+            report.ok = false;
+            report.error = r.error;
+        } else {
+            log_->warn("{}; the next pass sweeps again", r.error);
+        }
         return false;
-    }
-    const TimePoint since = std::get<TimePoint>(now) - options_.recovery_window;
-    std::int64_t after = 0;
-    std::size_t recovered = 0, offered = 0;
-    constexpr std::int64_t kPage = 5000;
-    for (;;) {
-        DJINN_FAILPOINT("recovery.page");
-        auto page = store::RecoveryQueries::queued_cron_builds(conn, since, after, kPage);
-        beat(progress);
-        if (auto* e = std::get_if<store::PgError>(&page)) {
-            report.ok = false;
-            report.session_lost = e->kind == store::PgErrorKind::connection;
-            report.error = "recovery: " + e->message;
-            events_.error(error_kind(*e));
-            return false;
-        }
-        auto& builds = std::get<std::vector<store::PendingBuild>>(page);
-        if (builds.empty())
-            break;
-        std::vector<queue::QueueJob> jobs;
-        jobs.reserve(builds.size());
-        for (const auto& b : builds)
-            jobs.push_back({b.build_id, b.queue_driver});
-        after = builds.back().build_id;
-        offered += jobs.size();
-        Enqueuer::Result r = enqueuer_.enqueue(jobs, progress);
-        report.enqueued += r.enqueued;
-        recovered += r.enqueued;
-        if (!r.all) {
-            report.ok = false;
-            report.error = "recovery: Redis unavailable";
-            report.recovered = recovered;
-            return false;
-        }
-        if (static_cast<std::int64_t>(builds.size()) < kPage)
-            break;
-    }
-    report.recovered = recovered;
-    if (recovered > 0) {
-        events_.recovered(recovered);
-        log_->warn("recovery: enqueued {} committed build(s) that had no queue job ({} checked)",
-                   recovered, offered);
-    } else {
-        log_->debug("recovery: {} queued cron build(s) checked, all already enqueued", offered);
     }
     recovery_needed_ = false;
     return true;
@@ -112,12 +107,21 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
     std::string stage = "starting the pass";
     try {
         DJINN_FAILPOINT("pass.start");
+        if (known_.size() > kMaxKnown)
+            known_.clear();
+        bool go = true;
         if (recovery_needed_ && !options_.dry_run) {
             stage = "recovery";
-            if (recover(conn, progress, report))
-                run_batches(conn, stop, progress, report, stage);
-        } else {
+            go = recover(conn, progress, report, true);
+        }
+        if (go) {
             run_batches(conn, stop, progress, report, stage);
+            if (report.ok && !options_.dry_run) {
+                // Moves the watermark past this pass's builds (and sweeps whatever else was
+                // committed meanwhile).
+                stage = "settling the recovery watermark";
+                recover(conn, progress, report, false);
+            }
         }
     } catch (...) {
         // The pass boundary: whatever was thrown, by us or a library, in whichever stage.
@@ -158,6 +162,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             const auto& b = f.builds[i];
             if (e.outcomes.at(i) == queue::JobOutcome::failed)
                 continue;
+            known_.insert(b.build_id);
             events_.dispatched(b.queue_driver, seconds_between(b.scheduled, e.at));
             log_->debug("cron {} -> build {} (#{} of user {}) on builds_{}", b.cron_id, b.build_id,
                         b.build_number, b.user_id, b.queue_driver);

@@ -9,11 +9,14 @@
 // flight. Each batch, recovery page and enqueue round beats `progress`.
 //
 // Order within a batch: commit in PostgreSQL first, then enqueue in Redis. A crash or a Redis
-// failure between the two leaves committed builds without a job; the next pass (and every first
-// pass after a start or a new leadership) re-offers the queued cron builds of the recovery window
-// to the queue, whose per-build marker makes that idempotent: each build is enqueued exactly once.
-// If an enqueue fails, the pass stops (at most two batches are then without jobs) and asks for
-// recovery, so the next pass of the same process re-offers them.
+// failure between the two leaves committed builds without a job. The recovery sweep (Recovery)
+// finds them: every first pass after a start or a new leadership, and every pass after a failure,
+// begins with a sweep of the cron builds committed above the recovery watermark; every healthy
+// pass ends with one, which moves the watermark past the pass's own builds without asking Redis
+// about them (their enqueue outcomes are known). The job id is derived from the build id, so
+// offering a build again is idempotent in Redis with or without its marker: each build is enqueued
+// exactly once. If an enqueue fails, the pass stops (at most two batches are then without jobs)
+// and asks for recovery, so the next pass of the same process re-offers them.
 //
 // The pass boundary: run_pass() never throws. Any exception from any layer (ours or a library's)
 // ends the pass as failed with `internal` set, described with the stage it happened in.
@@ -25,6 +28,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_set>
 
 #include <spdlog/logger.h>
 
@@ -33,6 +37,7 @@
 #include "dispatch/dispatch_events.hpp"
 #include "dispatch/enqueuer.hpp"
 #include "dispatch/planner.hpp"
+#include "dispatch/recovery.hpp"
 #include "queue/build_queue.hpp"
 #include "store/dispatch_store.hpp"
 #include "store/pg_connection.hpp"
@@ -51,6 +56,8 @@ struct PassReport {
     std::size_t deferred = 0;    // crons whose manifest changed after it was planned
     std::size_t enqueued = 0;    // jobs put on queues
     std::size_t recovered = 0;   // committed builds found without a job and enqueued
+    std::size_t adopted = 0;     // jobs of another writer found for committed builds
+    std::size_t lost = 0;        // queued builds whose job is gone from Redis (reported)
     std::size_t stayed_due = 0;  // crons taken and left due (a dry run leaves every one due)
     bool stopped = false;        // a stop was requested and the pass ended after a batch
     std::chrono::microseconds duration{0};
@@ -82,7 +89,9 @@ class Dispatcher {
   private:
     void run_batches(store::PgConnection& conn, const std::atomic<bool>& stop, Progress* progress,
                      PassReport& report, std::string& stage);
-    bool recover(store::PgConnection& conn, Progress* progress, PassReport& report);
+    // A recovery sweep; false (with the report filled in) when it failed. `at_start`: the pass
+    // cannot go on without it.
+    bool recover(store::PgConnection& conn, Progress* progress, PassReport& report, bool at_start);
 
     store::DispatchStore& store_;
     std::shared_ptr<spdlog::logger> log_;
@@ -90,8 +99,12 @@ class Dispatcher {
     const Clock& clock_;
     DispatcherOptions options_;
     Enqueuer enqueuer_;
+    Recovery recovery_;
     Planner planner_;
     bool recovery_needed_ = true;
+    // Builds whose enqueue outcome came back (enqueued, or already there) since the watermark
+    // last moved: the sweep needs no Redis round trip for them.
+    std::unordered_set<std::int64_t> known_;
 };
 
 }  // namespace djinn::dispatch

@@ -47,6 +47,36 @@ bool LeaderLock::verify(store::PgConnection& session) {
         .value_or(false);
 }
 
+std::optional<int> LeaderLock::holder(store::PgConnection& session) {
+    const PgLockId id = pg_lock_id(key_);
+    std::optional<int> pid;
+    auto result = session.run([&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        auto rows = tx.exec_params(
+            "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_catalog.pg_database"
+            "                 WHERE datname = pg_catalog.current_database())"
+            " AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1",
+            static_cast<std::int64_t>(id.classid), static_cast<std::int64_t>(id.objid));
+        if (!rows.empty())
+            pid = rows[0][0].as<int>();
+    });
+    if (auto* e = std::get_if<store::PgError>(&result)) {
+        last_error_ = *e;
+        return std::nullopt;
+    }
+    return pid;
+}
+
+bool LeaderLock::terminate(store::PgConnection& session, int pid) {
+    bool done = false;
+    auto result = session.run([&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        done = tx.exec_params1("SELECT pg_catalog.pg_terminate_backend($1)", pid)[0].as<bool>();
+    });
+    return !std::holds_alternative<store::PgError>(result) && done;
+}
+
 bool LeaderLock::release(store::PgConnection& session) {
     if (session.broken())
         return false;

@@ -73,6 +73,13 @@ class LeaderLock {
     // session there is nothing to do: the server released the lock when the session ended.
     bool release(store::PgConnection& session);
 
+    // The server process holding the lock now (any session), if one does.
+    std::optional<int> holder(store::PgConnection& session);
+
+    // Ends the server process `pid` (pg_terminate_backend: allowed for the scheduler's own role).
+    // For a lock left on a pooled server connection that no client session owns any more.
+    bool terminate(store::PgConnection& session, int pid);
+
     // The error of the latest failed call, cleared by the next successful one.
     const std::optional<store::PgError>& last_error() const { return last_error_; }
 

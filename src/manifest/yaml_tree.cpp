@@ -203,7 +203,7 @@ class EventHandle {
 
 // libyaml's error state as one located line.
 std::string describe_error(const yaml_parser_t& p, std::string_view text) {
-    const std::string problem = p.problem != nullptr ? p.problem : "unknown problem parsing YAML";
+    std::string problem = p.problem != nullptr ? p.problem : "unknown problem parsing YAML";
     switch (p.error) {
         case YAML_MEMORY_ERROR:
             return "libyaml: out of memory";

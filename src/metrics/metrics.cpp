@@ -86,6 +86,14 @@ Metrics::Metrics(std::string_view version, const KnownLabels& known)
       recovered_(counter_family(*registry_, "builds_recovered_total",
                                 "Builds found committed but not enqueued, and enqueued later.")
                      .Add({})),
+      adopted_(counter_family(*registry_, "jobs_adopted_total",
+                              "Queue jobs of another writer found for committed builds and "
+                              "marked instead of enqueued again.")
+                   .Add({})),
+      jobs_lost_(counter_family(*registry_, "jobs_lost_total",
+                                "Queued builds whose enqueue marker exists but whose job is in no "
+                                "queue (evicted from Redis, or consumed without running).")
+                     .Add({})),
       passes_(counter_family(*registry_, "passes_total", "Passes of the tick loop, by result.")),
       pass_duration_(histogram(*registry_, "pass_duration_seconds",
                                "Wall time of one pass of the tick loop.", pass_duration_buckets())),
@@ -149,6 +157,14 @@ void Metrics::error(std::string_view kind) {
 
 void Metrics::recovered(std::uint64_t builds) {
     recovered_.Increment(static_cast<double>(builds));
+}
+
+void Metrics::adopted(std::uint64_t jobs) {
+    adopted_.Increment(static_cast<double>(jobs));
+}
+
+void Metrics::jobs_lost(std::uint64_t builds) {
+    jobs_lost_.Increment(static_cast<double>(builds));
 }
 
 void Metrics::pass_finished(std::string_view result, Seconds duration,

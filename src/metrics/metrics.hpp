@@ -62,6 +62,12 @@ class Metrics {
     void enqueue_retry(std::uint64_t n = 1);                             // enqueue_retries_total
     void error(std::string_view kind);                                   // errors_total
     void recovered(std::uint64_t builds);                                // builds_recovered_total
+    // jobs_adopted_total: queue jobs of another writer (the original scheduler) found for
+    // committed builds and marked as theirs instead of enqueueing them again.
+    void adopted(std::uint64_t jobs);
+    // jobs_lost_total: queued builds whose enqueue marker exists but whose job is in no queue
+    // (consumed without running, or lost inside Redis: evicted).
+    void jobs_lost(std::uint64_t builds);
 
     // One pass of the tick loop ended: passes_total{result}++, pass_duration_seconds observes
     // `duration`, last_pass_timestamp_seconds := `finished_at`.
@@ -95,6 +101,8 @@ class Metrics {
     prometheus::Counter& enqueue_retries_;
     prometheus::Family<prometheus::Counter>& errors_;
     prometheus::Counter& recovered_;
+    prometheus::Counter& adopted_;
+    prometheus::Counter& jobs_lost_;
     prometheus::Family<prometheus::Counter>& passes_;
     prometheus::Histogram& pass_duration_;
     prometheus::Histogram& dispatch_delay_;

@@ -5,6 +5,7 @@
 // Ground truth is tests/fixtures/curlyq-messages.txt (messages the Go original wrote); the
 // unit tests check every vector there byte for byte.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,21 @@ std::string curlyq_message(std::string_view job_id, std::string_view payload);
 // A random (version 4) UUID from OpenSSL's CSPRNG, canonical lowercase 36 characters.
 // Throws std::runtime_error when the CSPRNG fails (RAND_bytes != 1); never returns a weak id.
 std::string new_job_id();
+
+// The job id of a build: the name-based (version 5, SHA-1) UUID of the build id's decimal text
+// in kJobIdNamespace, canonical lowercase 36 characters. curlyq only needs a unique string as the
+// field of `<queue>:data` (and djinn-worker only logs it), so a job id derived from the build id
+// makes `HSETNX <queue>:data <id>` idempotent per build by itself, with or without any marker.
+// Throws std::runtime_error only if OpenSSL's SHA-1 fails.
+inline constexpr std::string_view kJobIdNamespace = "80004c3a-e102-4db9-b2ec-6097100475db";
+std::string build_job_id(std::int64_t build_id);
+
+// The BuildID of a curlyq message whoever wrote it (the original scheduler, the Djinn server, this
+// one): the MessagePack map's "Data" (bin or str), decoded as a gob stream whose type definition
+// is read (not assumed), so that a payload with other field names, other field order or an
+// omitted zero field decodes by name. nullopt when the bytes are not such a message or the struct
+// has no int field named BuildID (a zero BuildID, omitted by gob, decodes as 0). Never throws but
+// std::bad_alloc; reads at most the bytes given.
+std::optional<std::int64_t> decode_build_id(std::string_view message);
 
 }  // namespace djinn::queue

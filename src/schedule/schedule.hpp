@@ -1,6 +1,7 @@
 #pragma once
 // Cron schedules and their boundaries: pure functions of time, all in UTC.
 // daily = @daily, weekly = @weekly (Sunday), monthly = @monthly (the 1st), at 00:00 UTC.
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,5 +27,8 @@ std::string format_go_time(TimePoint t);
 // "2026-11-27 10:07:51.123456" or without fraction. nullopt when the text is not a timestamp.
 std::optional<TimePoint> parse_pg_timestamp(std::string_view text);
 std::string format_pg_timestamp(TimePoint t);
+// The same into a caller's buffer (no allocation); returns its length.
+inline constexpr std::size_t kPgTimestampMax = 40;
+std::size_t format_pg_timestamp(TimePoint t, char (&buf)[kPgTimestampMax]);
 
 }  // namespace djinn::schedule

@@ -6,52 +6,76 @@ namespace djinn::store {
 
 void BuildNumbers::drop() {
     valid_ = false;
+    clean_ = 0;
     latest_.clear();
 }
 
-void BuildNumbers::begin(std::uint64_t session, bool use_cache, SequenceState sequence) {
+void BuildNumbers::begin(std::uint64_t session, bool use_cache, Horizon horizon) {
     batch_.clear();
-    keep_.clear();
     active_ = true;
     use_cache_ = use_cache;
-    cacheable_ = false;
+    pending_clean_.reset();
     staged_ok_ = false;
+    staged_last_id_ = 0;
     if (session != session_) {
         drop();
         session_ = session;
     }
-    if (!use_cache) {
+    if (!use_cache || !horizon.last_id) {
         drop();
-        return;
+        use_cache_ = use_cache && horizon.last_id.has_value();
+        // Without a usable sequence nothing read now can be kept: numbers come from scratch.
+        if (!use_cache_)
+            return;
     }
-    const bool seq_known = sequence.last_id.has_value();
-    const std::int64_t last_id = sequence.last_id.value_or(0);
-    if (valid_ && (!seq_known || last_id != expected_last_id_))
-        drop();  // somebody else took a builds id since our last batch
-    cacheable_ = seq_known && !sequence.others_writing;
-    if (valid_ || cacheable_) {
+    if (!valid_)
+        latest_.clear();  // rebuilt by this batch's reads
+    if (!horizon.others_writing) {
+        pending_clean_ = *horizon.last_id;
         staged_ok_ = true;
-        staged_last_id_ = last_id;
+        staged_last_id_ = *horizon.last_id;
+    } else if (valid_) {
+        pending_clean_ = clean_;
     }
+}
+
+std::optional<std::int64_t> BuildNumbers::horizon() const {
+    if (!valid_)
+        return std::nullopt;
+    return clean_;
+}
+
+std::optional<std::int64_t> BuildNumbers::read_from() const {
+    if (!active_ || !use_cache_ || !valid_)
+        return std::nullopt;
+    return clean_;
+}
+
+void BuildNumbers::merge(std::int64_t user, std::int64_t number) {
+    auto it = latest_.find(user);
+    if (it != latest_.end() && number > it->second)
+        it->second = number;
 }
 
 bool BuildNumbers::known(std::int64_t user) const {
-    return batch_.count(user) > 0 || (valid_ && latest_.count(user) > 0);
+    return batch_.count(user) > 0 || (use_cache_ && latest_.count(user) > 0);
 }
 
-void BuildNumbers::read(std::int64_t user, std::int64_t number, bool dated_after_now) {
-    batch_[user] = number;
-    keep_[user] = cacheable_ && !dated_after_now;
+void BuildNumbers::read(std::int64_t user, std::int64_t highest) {
+    if (use_cache_) {
+        latest_[user] = highest;
+    } else {
+        batch_[user] = highest;
+    }
 }
 
 std::int64_t BuildNumbers::next(std::int64_t user) {
     auto it = batch_.find(user);
     if (it == batch_.end()) {
-        auto kept = valid_ ? latest_.find(user) : latest_.end();
+        auto kept = use_cache_ ? latest_.find(user) : latest_.end();
         DJINN_INVARIANT(kept != latest_.end(),
                         "build number asked for a user neither read nor kept");
         it = batch_.emplace(user, kept->second).first;
-        keep_[user] = true;
     }
     return ++it->second;
 }
@@ -70,29 +94,24 @@ void BuildNumbers::ids_taken(const std::vector<std::int64_t>& ids) {
     }
 }
 
-void BuildNumbers::committed() {
+void BuildNumbers::committed(const std::vector<Written>& written) {
     if (!active_)
         return;
     active_ = false;
-    if (!use_cache_) {
-        batch_.clear();
-        keep_.clear();
+    batch_.clear();
+    if (!use_cache_)
+        return;
+    if (!pending_clean_) {
+        drop();  // the set read now has no horizon: another writer at the first read
         return;
     }
-    if (!staged_ok_) {
-        drop();
-        return;
+    for (const Written& w : written) {
+        auto [it, fresh] = latest_.emplace(w.user, w.number);
+        if (!fresh && w.number > it->second)
+            it->second = w.number;
     }
     valid_ = true;
-    expected_last_id_ = staged_last_id_;
-    for (const auto& [user, number] : batch_) {
-        if (keep_[user])
-            latest_[user] = number;
-        else
-            latest_.erase(user);
-    }
-    batch_.clear();
-    keep_.clear();
+    clean_ = staged_ok_ ? staged_last_id_ : *pending_clean_;
     if (latest_.size() > kMaxUsers)
         drop();
 }
@@ -102,7 +121,6 @@ void BuildNumbers::failed() {
         return;
     active_ = false;
     batch_.clear();
-    keep_.clear();
     drop();
 }
 

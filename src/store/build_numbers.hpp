@@ -1,21 +1,37 @@
 #pragma once
-// Build numbers: a build's number is its user's latest build number + 1 (Djinn: the build with
-// the latest created_at), consecutive within a batch.
+// Build numbers: a build's number is its user's highest build number + 1, consecutive within a
+// batch. Djinn's server takes the number of the user's build with the latest created_at; the two
+// agree as long as numbers grow with created_at, which is how every build is numbered. They part
+// only after the server's own race (it numbers without a lock, so a build it makes while one of
+// our batches is uncommitted can be dated after our builds with a lower number): then "latest +
+// 1" would repeat a number of ours, "highest + 1" never repeats a committed one.
 //
-// Reading the latest numbers means scanning `builds` (Djinn has no index on builds.user_id), so
-// the numbers a batch assigned are carried to the next batch of the same session, but only while
-// they provably are still the latest:
-// - a number read from `builds` may be kept only if, when it was read, no other session was
-//   writing `builds` (no RowExclusiveLock on it held by another backend, checked before the read)
-//   and that build is not dated after now (it would stay the latest after ours);
-// - the kept numbers stay valid only while nobody else takes a builds id: builds_id_seq must
-//   stand exactly where this session's own allocations left it, and this batch's ids must follow
-//   it one by one. Anything else (a build made by the server, a failed or isolated batch, another
-//   session, a new session) drops every kept number.
-// Bounded by kMaxUsers users; dry runs and isolated redos keep nothing.
+// Our own sessions (the leader, a `-once` beside it) number under one transaction-level advisory
+// lock (DispatchStore takes it before reading numbers and holds it to the commit), so two of them
+// never read the same latest number. The Djinn server numbers without any lock; a number of ours
+// never repeats one of a build the server committed before our batch read the numbers, because
+// the numbers come from what is committed at that read:
+//
+// Reading the numbers from scratch means scanning `builds` (Djinn has no index on
+// builds.user_id), so they are kept from batch to batch as facts about committed builds: for each
+// user kept, the highest number of its builds. The set is valid relative to a
+// horizon C, such that every build with id <= C was committed or rolled back when the set was
+// read (no builds id <= C can still appear). Each batch then only reads the builds with id > C
+// (the primary key's range: what others committed since, ours included) and merges them (max); a
+// user not kept is read from scratch. C advances:
+// - to builds_id_seq's last value S, read under the numbering lock, when right after reading S no
+//   other backend holds a RowExclusiveLock on `builds` (an INSERT holds it from before it takes
+//   its id until it ends, and our own sessions wait for the numbering lock, which this one holds):
+//   every id <= S was then settled;
+// - further, to this batch's last id, when this batch's ids followed S one by one (nobody else
+//   took one in between) and it committed.
+// With another writer at the check, C stays where it was (the next batch reads the builds above
+// it again: merging is idempotent). Anything unexpected drops the set: a failed batch, a new
+// session, a sequence that cannot be read or is not CACHE 1 (ids would not be in time order),
+// a dry run or an isolated redo (which read from scratch and keep nothing), more than kMaxUsers.
 //
 // This class holds the rules; the SQL that feeds it lives in DispatchStore.
-// Thread safety: none (one per session's owner). Failure: none.
+// Thread safety: none (one per session's owner). Failure: none (a broken invariant is fatal).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -28,23 +44,35 @@ class BuildNumbers {
   public:
     static constexpr std::size_t kMaxUsers = 200000;
 
-    struct SequenceState {
-        std::optional<std::int64_t> last_id;  // pg_sequence_last_value(builds_id_seq)
+    // Read under the numbering lock, in this order.
+    struct Horizon {
+        std::optional<std::int64_t> last_id;  // builds_id_seq's last value; none: not usable
         bool others_writing = false;          // another backend holds RowExclusiveLock on builds
+    };
+
+    struct Written {
+        std::int64_t user = 0;
+        std::int64_t number = 0;
     };
 
     // Starts a batch on `session` (PgConnection::session_id()). With use_cache false nothing is
     // taken from or kept for later batches (and everything kept so far is dropped).
-    void begin(std::uint64_t session, bool use_cache, SequenceState sequence);
+    void begin(std::uint64_t session, bool use_cache, Horizon horizon);
 
-    // Whether `user`'s latest number is known without reading `builds`.
+    // The horizon C above which this batch must read builds and merge() them; none: nothing kept.
+    std::optional<std::int64_t> read_from() const;
+
+    // The highest number of `user`'s committed builds above the horizon. Only users already kept
+    // are updated.
+    void merge(std::int64_t user, std::int64_t number);
+
+    // Whether `user`'s latest number is known without reading `builds` from scratch.
     bool known(std::int64_t user) const;
 
-    // `user`'s latest number as read from builds now: 0 when the user has no build;
-    // dated_after_now when that build's created_at is after now.
-    void read(std::int64_t user, std::int64_t number, bool dated_after_now);
+    // `user`'s highest build number as read from scratch now (0: the user has no build).
+    void read(std::int64_t user, std::int64_t highest);
 
-    // The next number of `user` in this batch (latest + 1); the user must be known() or read().
+    // The next number of `user` in this batch (highest + 1); the user must be known() or read().
     std::int64_t next(std::int64_t user);
 
     // Undoes the last next(user): that build was not written (an isolated cron that failed).
@@ -53,29 +81,31 @@ class BuildNumbers {
     // The builds ids this batch took, in allocation order.
     void ids_taken(const std::vector<std::int64_t>& ids);
 
-    // The batch's transaction committed, or did not. No-ops unless begin() started a batch.
-    void committed();
+    // The batch's transaction committed with these builds, or did not. No-ops unless begin()
+    // started a batch.
+    void committed(const std::vector<Written>& written);
     void failed();
 
     // Users whose numbers are kept for the next batch (tests, metrics).
     std::size_t kept() const { return valid_ ? latest_.size() : 0; }
+    // The horizon kept (tests).
+    std::optional<std::int64_t> horizon() const;
 
   private:
     void drop();
 
     std::uint64_t session_ = 0;
-    bool valid_ = false;
-    std::int64_t expected_last_id_ = 0;  // builds_id_seq.last_value if only we took ids since
-    std::unordered_map<std::int64_t, std::int64_t> latest_;
+    bool valid_ = false;  // latest_ holds facts relative to clean_
+    std::int64_t clean_ = 0;
+    std::unordered_map<std::int64_t, std::int64_t> latest_;  // user -> highest number
 
     // The batch in flight.
     bool active_ = false;
     bool use_cache_ = false;
-    bool cacheable_ = false;  // numbers read now may be kept
-    bool staged_ok_ = false;  // the sequence is ours: the batch's numbers may be kept
+    std::optional<std::int64_t> pending_clean_;  // the horizon if this batch commits
+    bool staged_ok_ = false;  // this batch's ids follow the sequence read, one by one
     std::int64_t staged_last_id_ = 0;
-    std::unordered_map<std::int64_t, std::int64_t> batch_;  // user -> latest so far
-    std::unordered_map<std::int64_t, bool> keep_;           // user -> may be kept
+    std::unordered_map<std::int64_t, std::int64_t> batch_;  // user -> latest number so far
 };
 
 }  // namespace djinn::store

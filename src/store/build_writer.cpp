@@ -8,21 +8,23 @@
 #include "common/go_json.hpp"
 #include "schedule/schedule.hpp"
 #include "store/pg_array.hpp"
+#include "store/table_rows.hpp"
 
 namespace djinn::store {
 
 using std::int64_t;
 
-std::string random_secret() {
-    unsigned char buf[16];
-    if (RAND_bytes(buf, sizeof buf) != 1) {
+std::string random_secrets(std::size_t n) {
+    // One call for the batch: OpenSSL 3's per-call overhead was most of a secret's cost.
+    std::vector<unsigned char> bytes(16 * n);
+    if (n > 0 && RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
         // No CSPRNG: a broken machine. Fails the batch (nothing is written); the pass reports it.
         throw std::runtime_error("RAND_bytes failed: no secure random source");
     }
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    out.reserve(32);
-    for (unsigned char b : buf) {
+    out.reserve(32 * n);
+    for (unsigned char b : bytes) {
         out += hex[b >> 4];
         out += hex[b & 0xF];
     }
@@ -38,9 +40,11 @@ std::string cron_tag(const std::string& cron_name) {
 
 namespace {
 
-std::string ts(TimePoint t) {
-    // ISO 8601 text, which PostgreSQL reads the same under every DateStyle.
-    return schedule::format_pg_timestamp(t);
+// ISO 8601 text, which PostgreSQL reads the same under every DateStyle.
+template <typename Rows>
+void add_ts(Rows& a, TimePoint t) {
+    char buf[schedule::kPgTimestampMax];
+    a.add_text(std::string_view(buf, schedule::format_pg_timestamp(t, buf)));
 }
 
 // The manifest is copied from the cron row, which this transaction holds locked since it read
@@ -52,10 +56,12 @@ FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::text[], $
   AS t(id, user_id, namespace_id, number, cron_id, secret, created_at)
 JOIN cron c ON c.id = t.cron_id)sql";
 
+// The cron-by-cron redo's INSERTs of the tables the set-based write COPYs: one array parameter
+// per column, in the COPY's column order (TableRows).
 constexpr const char* kInsertTriggers = R"sql(
 INSERT INTO build_triggers (build_id, type, comment, data)
-SELECT t.build_id, 'schedule', t.comment, t.data::json
-FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, comment, data))sql";
+SELECT t.build_id, t.type::trigger_type, t.comment, t.data::json
+FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS t(build_id, type, comment, data))sql";
 
 constexpr const char* kInsertTags = R"sql(
 INSERT INTO build_tags (user_id, build_id, name)
@@ -68,6 +74,24 @@ constexpr const char* kInsertDrivers = R"sql(
 INSERT INTO build_drivers (build_id, type, config)
 SELECT t.build_id, t.type::driver_type, t.config::json
 FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, type, config))sql";
+
+constexpr const char* kInsertEnv = R"sql(
+INSERT INTO build_variables (build_id, variable_id, key, value, masked)
+SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::bool[]))sql";
+
+constexpr const char* kInsertStages = R"sql(
+INSERT INTO build_stages (id, build_id, name, can_fail, created_at)
+SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::bool[], $5::timestamp[]))sql";
+
+constexpr const char* kInsertJobs = R"sql(
+INSERT INTO build_jobs (id, build_id, stage_id, name, commands, status, created_at)
+SELECT t.id, t.build_id, t.stage_id, t.name, t.commands, t.status::status, t.created_at
+FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[],
+            $7::timestamp[]) AS t(id, build_id, stage_id, name, commands, status, created_at))sql";
+
+constexpr const char* kInsertArtifacts = R"sql(
+INSERT INTO build_artifacts (user_id, build_id, job_id, hash, source, name)
+SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[]))sql";
 
 // The build user's personal rows plus, for a namespaced build, the namespace's rows: two
 // equi-joins (hashable) instead of one OR join.
@@ -85,11 +109,6 @@ SELECT b.build_id, b.id, b.key, b.value, b.masked FROM (
   JOIN variables v ON v.namespace_id = t.namespace_id
 ) b
 ORDER BY b.ord, b.id)sql";
-
-constexpr const char* kInsertEnv = R"sql(
-INSERT INTO build_variables (build_id, variable_id, key, value, masked)
-SELECT t.build_id, NULL, t.key, t.value, false
-FROM unnest($1::int[], $2::text[], $3::text[]) AS t(build_id, key, value))sql";
 
 constexpr const char* kInsertKeys = R"sql(
 INSERT INTO build_keys (build_id, key_id, key, name, config, location)
@@ -119,22 +138,6 @@ SELECT b.build_id, o.id, b.dest, o.name, (now() AT TIME ZONE 'UTC') FROM (
 WHERE o.deleted_at IS NULL
 ORDER BY b.ord, o.id)sql";
 
-constexpr const char* kInsertStages = R"sql(
-INSERT INTO build_stages (id, build_id, name, can_fail, created_at)
-SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::bool[], $5::timestamp[]))sql";
-
-constexpr const char* kInsertJobs = R"sql(
-INSERT INTO build_jobs (id, build_id, stage_id, name, commands, status, created_at)
-SELECT t.id, t.build_id, t.stage_id, t.name, t.commands, 'queued', t.created_at
-FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::timestamp[])
-  AS t(id, build_id, stage_id, name, commands, created_at))sql";
-
-constexpr const char* kInsertArtifacts = R"sql(
-INSERT INTO build_artifacts (user_id, build_id, job_id, hash, source, name, created_at)
-SELECT t.user_id, t.build_id, t.job_id, t.hash, t.source, t.name, (now() AT TIME ZONE 'UTC')
-FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[])
-  AS t(user_id, build_id, job_id, hash, source, name))sql";
-
 // Ids for the builds, stages and jobs of a batch in one round trip (they reference each other,
 // so they are taken before the rows are written).
 constexpr const char* kNextIds = R"sql(
@@ -163,7 +166,8 @@ BatchIds next_ids(SqlRunner& sql, std::size_t builds, std::size_t stages, std::s
 
 }  // namespace
 
-std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<BuildRow*>& rows) {
+std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<BuildRow*>& rows,
+                                             Via via) {
     // One phase per table: build its arrays, send its statement, drop the arrays. The client's
     // work between two statements of the transaction (the time the session sits idle in it, which
     // the server bounds with idle_in_transaction_session_timeout = lock_timeout) is one table's
@@ -182,14 +186,16 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
 
     {
         PgArray id, user, ns, number, cron, secret, created;
+        const std::string secrets = random_secrets(rows.size());
+        std::size_t k = 0;
         for (const BuildRow* w : rows) {
             id.add(w->build_id);
             user.add(w->cron->user_id);
             ns.add(w->cron->namespace_id);
             number.add(w->number);
             cron.add(w->cron->id);
-            secret.add_text(random_secret());
-            created.add_text(ts(w->created));
+            secret.add_text(std::string_view(secrets).substr(32 * k++, 32));
+            add_ts(created, w->created);
         }
         auto written =
             sql.prepared("djinn_insert_builds", kInsertBuilds, id.str(), user.str(), ns.str(),
@@ -202,43 +208,46 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
                                      std::to_string(rows.size()));
         }
     }
+    // The tables whose rows are all the client's: COPY (the others copy rows the server holds).
     {
-        PgArray build, comment, data;
+        TableRows r(via, 4);
         for (const BuildRow* w : rows) {
-            build.add(w->build_id);
-            comment.add_text(w->cron->name + ": Scheduled build, next run " +
-                             schedule::format_go_time(w->next_run));
-            data.add_text(
+            r.add(w->build_id).add_text("schedule");
+            r.add_text(w->cron->name + ": Scheduled build, next run " +
+                       schedule::format_go_time(w->next_run));
+            r.add_text(
                 go_json_object({{"email", w->cron->email}, {"username", w->cron->username}}));
+            r.end_row();
         }
-        sql.prepared("djinn_insert_triggers", kInsertTriggers, build.str(), comment.str(),
-                     data.str());
+        r.send(sql, "build_triggers", {"build_id", "type", "comment", "data"},
+               "djinn_insert_triggers", kInsertTriggers);
     }
     {
-        PgArray user, build, name;
+        TableRows r(via, 3);
         for (const BuildRow* w : rows) {
-            user.add(w->cron->user_id);
-            build.add(w->build_id);
-            name.add_text(cron_tag(w->cron->name));
+            r.add(w->cron->user_id).add(w->build_id).add_text(cron_tag(w->cron->name));
+            r.end_row();
         }
-        sql.prepared("djinn_insert_tags", kInsertTags, user.str(), build.str(), name.str());
+        r.send(sql, "build_tags", {"user_id", "build_id", "name"}, "djinn_insert_tags",
+               kInsertTags);
     }
     {
-        PgArray cron, build;
+        TableRows r(via, 2);
         for (const BuildRow* w : rows) {
-            cron.add(w->cron->id);
-            build.add(w->build_id);
+            r.add(w->cron->id).add(w->build_id);
+            r.end_row();
         }
-        sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, cron.str(), build.str());
+        r.send(sql, "cron_builds", {"cron_id", "build_id"}, "djinn_insert_cron_builds",
+               kInsertCronBuilds);
     }
     {
-        PgArray build, type, config;
+        TableRows r(via, 3);
         for (const BuildRow* w : rows) {
-            build.add(w->build_id);
-            type.add_text(w->plan.driver_type);
-            config.add_text(w->plan.driver_config_json);
+            r.add(w->build_id).add_text(w->plan.driver_type).add_text(w->plan.driver_config_json);
+            r.end_row();
         }
-        sql.prepared("djinn_insert_drivers", kInsertDrivers, build.str(), type.str(), config.str());
+        r.send(sql, "build_drivers", {"build_id", "type", "config"}, "djinn_insert_drivers",
+               kInsertDrivers);
     }
     {
         // The users' and namespaces' variables and keys, copied by the server from these.
@@ -253,16 +262,16 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
         sql.prepared("djinn_insert_keys", kInsertKeys, b, u, n);
     }
     {
-        PgArray build, key, value;
+        // After the copied variables: the worker exports them in id order, env entries last.
+        TableRows r(via, 5);
         for (const BuildRow* w : rows) {
             for (const auto& [k, v] : w->plan.env) {
-                build.add(w->build_id);
-                key.add_text(k);
-                value.add_text(v);
+                r.add(w->build_id).add_null().add_text(k).add_text(v).add(false);
+                r.end_row();
             }
         }
-        if (build.size() > 0)
-            sql.prepared("djinn_insert_env", kInsertEnv, build.str(), key.str(), value.str());
+        r.send(sql, "build_variables", {"build_id", "variable_id", "key", "value", "masked"},
+               "djinn_insert_env", kInsertEnv);
     }
     {
         PgArray build, user, ns, name, dest;
@@ -283,60 +292,55 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
     // Stages, then jobs, strictly after the build and each other: the worker orders by
     // created_at. A build's stage k is at +k+1 µs, its job j at +stages+j+1 µs.
     {
-        PgArray id, build, name, fail, created;
+        TableRows r(via, 5);
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const BuildRow& w = *rows[i];
             for (std::size_t k = 0; k < w.plan.stages.size(); ++k) {
                 const auto& st = w.plan.stages[k];
-                id.add(ids.stages[stage_base[i] + k]);
-                build.add(w.build_id);
-                name.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
-                fail.add(st.can_fail);
-                created.add_text(
-                    ts(w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1)));
+                r.add(ids.stages[stage_base[i] + k]).add(w.build_id);
+                r.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
+                r.add(st.can_fail);
+                add_ts(r, w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1));
+                r.end_row();
             }
         }
-        sql.prepared("djinn_insert_stages", kInsertStages, id.str(), build.str(), name.str(),
-                     fail.str(), created.str());
+        r.send(sql, "build_stages", {"id", "build_id", "name", "can_fail", "created_at"},
+               "djinn_insert_stages", kInsertStages);
     }
     {
-        PgArray id, build, stage, name, commands, created;
+        TableRows r(via, 7);
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const BuildRow& w = *rows[i];
             const auto first = static_cast<std::int64_t>(w.plan.stages.size()) + 1;
             for (std::size_t j = 0; j < w.plan.jobs.size(); ++j) {
                 const auto& job = w.plan.jobs[j];
-                id.add(ids.jobs[job_base[i] + j]);
-                build.add(w.build_id);
-                stage.add(ids.stages.at(stage_base[i] + job.stage_index));
-                name.add_text(job.name);
-                commands.add_text(job.commands);
-                created.add_text(ts(
-                    w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j))));
+                r.add(ids.jobs[job_base[i] + j]).add(w.build_id);
+                r.add(ids.stages.at(stage_base[i] + job.stage_index));
+                r.add_text(job.name).add_text(job.commands).add_text("queued");
+                add_ts(r,
+                       w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j)));
+                r.end_row();
             }
         }
-        sql.prepared("djinn_insert_jobs", kInsertJobs, id.str(), build.str(), stage.str(),
-                     name.str(), commands.str(), created.str());
+        r.send(sql, "build_jobs",
+               {"id", "build_id", "stage_id", "name", "commands", "status", "created_at"},
+               "djinn_insert_jobs", kInsertJobs);
     }
     {
-        PgArray user, build, job, hash, source, name;
+        TableRows r(via, 6);
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const BuildRow& w = *rows[i];
             for (std::size_t j = 0; j < w.plan.jobs.size(); ++j) {
                 for (const auto& art : w.plan.jobs[j].artifacts) {
-                    user.add(w.cron->user_id);
-                    build.add(w.build_id);
-                    job.add(ids.jobs[job_base[i] + j]);
-                    hash.add_text(hasher_.next());
-                    source.add_text(art.source);
-                    name.add_text(art.name);
+                    r.add(w.cron->user_id).add(w.build_id).add(ids.jobs[job_base[i] + j]);
+                    r.add_text(hasher_.next()).add_text(art.source).add_text(art.name);
+                    r.end_row();
                 }
             }
         }
-        if (build.size() > 0) {
-            sql.prepared("djinn_insert_artifacts", kInsertArtifacts, user.str(), build.str(),
-                         job.str(), hash.str(), source.str(), name.str());
-        }
+        // created_at: the column's default, now() in the session's UTC.
+        r.send(sql, "build_artifacts", {"user_id", "build_id", "job_id", "hash", "source", "name"},
+               "djinn_insert_artifacts", kInsertArtifacts);
     }
     return ids.builds;
 }

@@ -16,6 +16,7 @@
 #include "manifest/build_plan.hpp"
 #include "store/batch_types.hpp"
 #include "store/sql_runner.hpp"
+#include "store/table_rows.hpp"
 
 namespace djinn::store {
 
@@ -32,16 +33,21 @@ class BuildWriter {
   public:
     explicit BuildWriter(ArtifactHasher& hasher) : hasher_(hasher) {}
 
-    // Allocates the ids and writes every row of `rows`. Returns the builds ids, in `rows` order
-    // (also stored in each row).
-    std::vector<std::int64_t> write(SqlRunner& sql, const std::vector<BuildRow*>& rows);
+    using Via = TableRows::Via;
+
+    // Allocates the ids and writes every row of `rows`: the tables whose rows are all the
+    // client's by COPY (`copy`) or by INSERT (`insert`: for a cron-by-cron redo, whose failures
+    // must roll back to a savepoint). Returns the builds ids, in `rows` order (also stored in
+    // each row).
+    std::vector<std::int64_t> write(SqlRunner& sql, const std::vector<BuildRow*>& rows, Via via);
 
   private:
     ArtifactHasher& hasher_;
 };
 
-// 32 lowercase hex characters from 16 bytes of the CSPRNG (builds.secret).
-std::string random_secret();
+// n secrets of 32 lowercase hex characters from 16 bytes of the CSPRNG each (builds.secret),
+// one after the other.
+std::string random_secrets(std::size_t n);
 
 // "cron:<name with spaces replaced by ->" (build_tags.name).
 std::string cron_tag(const std::string& cron_name);

@@ -33,19 +33,39 @@ WHERE c.id = ANY($1::int[]) AND c.next_run <= (now() AT TIME ZONE 'UTC')
 ORDER BY c.next_run, c.id
 FOR UPDATE OF c SKIP LOCKED)sql";
 
-// The user's latest build number (Djinn: ORDER BY created_at DESC LIMIT 1). The third column
-// says whether that build is dated after now (then it stays the latest after ours: not kept).
-constexpr const char* kNumbersSql = R"sql(
-SELECT DISTINCT ON (user_id) user_id, number, created_at > (now() AT TIME ZONE 'UTC') FROM builds
-WHERE user_id = ANY($1::int[]) ORDER BY user_id, created_at DESC, id DESC)sql";
+// Serialises the numbering of our own sessions (the leader, a -once beside it): taken before the
+// numbers are read, held until the batch commits or rolls back. The two-int4 form, so that it
+// can never be a bigint key (leader.key) an operator configured. Constants "djnn", "nums".
+constexpr const char* kNumbersLockSql =
+    "SELECT pg_catalog.pg_advisory_xact_lock(1684696686, 1853189491)";
 
-// Whether the numbers kept from earlier batches still hold (see BuildNumbers): the builds
-// sequence first, then whether another session is writing builds right now.
-constexpr const char* kNumbersCheckSql = R"sql(
-SELECT pg_catalog.pg_sequence_last_value('public.builds_id_seq'::regclass),
-       EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+// builds_id_seq's last value, only if the sequence hands out ids in time order (CACHE 1, as in
+// Djinn's schema), else NULL. Read under the numbering lock, before kBuildsWritersSql.
+constexpr const char* kNumbersSeqSql = R"sql(
+SELECT CASE WHEN (SELECT s.cache_size FROM pg_catalog.pg_sequences s
+                  WHERE s.schemaname = 'public' AND s.sequencename = 'builds_id_seq') = 1
+            THEN pg_catalog.pg_sequence_last_value('public.builds_id_seq'::regclass) END)sql";
+
+// Whether another backend is writing builds in this database right now (an INSERT holds the
+// lock from before it takes its id until it ends). A statement of its own, after the sequence
+// read: see BuildNumbers.
+constexpr const char* kBuildsWritersSql = R"sql(
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
                WHERE locktype = 'relation' AND relation = 'public.builds'::regclass
-                 AND mode = 'RowExclusiveLock' AND pid <> pg_catalog.pg_backend_pid()))sql";
+                 AND database = (SELECT oid FROM pg_catalog.pg_database
+                                 WHERE datname = pg_catalog.current_database())
+                 AND mode = 'RowExclusiveLock'
+                 AND pid IS DISTINCT FROM pg_catalog.pg_backend_pid()))sql";
+
+// The builds committed above the kept horizon, each user's highest number among them: a range of
+// the primary key (what others committed since the last batch, and our own last batch).
+constexpr const char* kNumbersSinceSql =
+    "SELECT user_id, max(number) FROM builds WHERE id > $1 GROUP BY user_id";
+
+// The users' highest build numbers from scratch (see BuildNumbers: the number of Djinn's latest
+// build whenever numbers follow created_at). A scan of the whole table: Djinn has no index on
+// builds.user_id; a hash aggregate over the users, no sort.
+constexpr const char* kNumbersSql = "SELECT user_id, max(number) FROM builds WHERE user_id = ANY";
 
 // Each cron by id, and only if next_run is still the value read (v1.3.0 updated every cron).
 constexpr const char* kAdvance = R"sql(
@@ -182,10 +202,15 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
         r = PgError{PgErrorKind::query, "", std::string("internal error: ") + e.what()};
     }
     if (!request.dry_run) {
-        if (std::holds_alternative<PgError>(r))
+        if (std::holds_alternative<PgError>(r)) {
             numbers_.failed();
-        else
-            numbers_.committed();
+        } else {
+            std::vector<BuildNumbers::Written> written;
+            written.reserve(a.outcome.builds.size());
+            for (const auto& b : a.outcome.builds)
+                written.push_back({b.user_id, b.build_number});
+            numbers_.committed(written);
+        }
     }
     if (auto* e = std::get_if<PgError>(&r)) {
         if (e->kind == PgErrorKind::connection)
@@ -217,6 +242,9 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     const BatchRequest& req = *a.request;
     BatchOutcome& out = a.outcome;
     DJINN_FAILPOINT("batch.take");
+    // Each statement sees what was committed before it (the numbers, after the numbering lock
+    // wait), whatever default_transaction_isolation the database or role sets.
+    sql.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
     if (fence_key_) {
         const PgLockId id = pg_lock_id(*fence_key_);
         static const std::string fence = "SELECT " + advisory_lock_held_sql(1, 2);
@@ -354,16 +382,25 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     }
 
     if (!work.empty()) {
-        // Build numbers: the user's latest + 1, consecutive within the batch.
+        // Build numbers: the user's latest + 1, consecutive within the batch, under the
+        // numbering lock (see BuildNumbers). A dry run writes nothing and takes no lock.
         const bool use_cache = !req.dry_run && !isolate;
-        BuildNumbers::SequenceState seq;
+        DJINN_FAILPOINT("batch.numbers");
+        if (!req.dry_run)
+            sql.prepared("djinn_numbers_lock", kNumbersLockSql);
+        BuildNumbers::Horizon horizon;
         if (use_cache) {
-            auto check = sql.prepared("djinn_numbers_check", kNumbersCheckSql)[0];
-            if (!check[0].is_null())
-                seq.last_id = check[0].as<int64_t>();
-            seq.others_writing = check[1].as<bool>();
+            auto seq = sql.prepared("djinn_numbers_seq", kNumbersSeqSql)[0];
+            if (!seq[0].is_null())
+                horizon.last_id = seq[0].as<int64_t>();
+            horizon.others_writing =
+                sql.prepared("djinn_numbers_writers", kBuildsWritersSql)[0][0].as<bool>();
         }
-        numbers_.begin(a.session, use_cache, seq);
+        numbers_.begin(a.session, use_cache, horizon);
+        if (auto from = numbers_.read_from()) {
+            for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from))
+                numbers_.merge(row[0].as<int64_t>(), row[1].as<int64_t>());
+        }
         PgArray users;
         std::unordered_set<int64_t> asked;
         for (const BuildRow& w : work) {
@@ -372,13 +409,17 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
                 users.add(u);
         }
         if (users.size() > 0) {
-            for (const auto& row : sql.prepared("djinn_numbers", kNumbersSql, users.str())) {
+            // Not prepared: with the array a constant the planner hashes the users (a generic
+            // plan would compare each build with every user of the batch).
+            for (const auto& row :
+                 sql.exec(std::string(kNumbersSql) + "(" + sql.tx().quote(users.str()) +
+                          "::int[]) GROUP BY user_id")) {
                 const int64_t u = row[0].as<int64_t>();
-                numbers_.read(u, row[1].as<int64_t>(), row[2].as<bool>());
+                numbers_.read(u, row[1].as<int64_t>());
                 asked.erase(u);
             }
             for (int64_t u : asked)
-                numbers_.read(u, 0, false);  // no build yet
+                numbers_.read(u, 0);  // no build yet
         }
     }
 
@@ -413,7 +454,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             items.push_back(&w);
         }
         if (!items.empty())
-            numbers_.ids_taken(writer.write(sql, items));
+            numbers_.ids_taken(writer.write(sql, items, BuildWriter::Via::copy));
         for (const BuildRow& w : work) {
             record(w);
             advance(*w.cron, w.next_run, true);
@@ -430,7 +471,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             std::string failure;
             bool privilege = false;
             try {
-                writer.write(sql, one);
+                writer.write(sql, one, BuildWriter::Via::insert);
                 sql.exec("RELEASE SAVEPOINT djinn_cron");
             } catch (const pqxx::failure&) {
                 PgError e = translate_current_exception();

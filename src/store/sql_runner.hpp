@@ -34,6 +34,7 @@ class SqlRunner {
     }
 
     pqxx::transaction_base& tx() { return tx_; }
+    Progress* progress() const { return progress_; }
 
   private:
     pqxx::transaction_base& tx_;

@@ -6,13 +6,19 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/failpoints.hpp"
 #include "dispatch/planner.hpp"
 #include "leader/leader_lock.hpp"
 #include "store/dispatch_store.hpp"
@@ -326,6 +332,157 @@ TEST_F(DispatchStoreTest, BuildNumbersContinueEachUsersNumbersAcrossBatchesAndOt
     }
     EXPECT_EQ(db.count("SELECT count(*) FROM builds WHERE user_id = 1"), 11);  // 3 + 1 + 7
     EXPECT_EQ(db.count("SELECT count(*) FROM builds WHERE user_id = 2"), 5);
+}
+
+// The Djinn server's way of making a build (v1.3.0 build.Store.Create): the user's latest number
+// read, then the build inserted, each statement on its own (autocommit), without any lock.
+struct ServerBuild {
+    std::int64_t id = 0;
+    std::int64_t user = 0;
+    std::int64_t number = 0;
+};
+ServerBuild server_build(pqxx::connection& c, std::int64_t user) {
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec_params(
+        "SELECT number FROM builds WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1", user);
+    const std::int64_t number = r.empty() ? 1 : r[0][0].as<std::int64_t>() + 1;
+    const std::int64_t id =
+        tx.exec_params1(
+              "INSERT INTO builds (user_id, number, manifest, status, secret, created_at) "
+              "VALUES ($1, $2, 'driver: {type: docker}', 'queued', 's', "
+              "now() AT TIME ZONE 'UTC') RETURNING id",
+              user, number)[0]
+            .as<std::int64_t>();
+    return {id, user, number};
+}
+
+// Builds of one user that share a number: (user, number) -> build ids.
+std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::int64_t>> shared_numbers(
+    TestDatabase& db) {
+    std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::int64_t>> out;
+    pqxx::nontransaction tx(db.admin());
+    for (const auto& row : tx.exec("SELECT b.user_id, b.number, b.id FROM builds b JOIN (SELECT "
+                                   "user_id, number FROM builds GROUP BY 1, 2 HAVING count(*) > "
+                                   "1) d USING (user_id, number) ORDER BY 1, 2, 3"))
+        out[{row[0].as<std::int64_t>(), row[1].as<std::int64_t>()}].push_back(
+            row[2].as<std::int64_t>());
+    return out;
+}
+
+#ifdef DJINN_FAILPOINTS
+TEST_F(DispatchStoreTest, NoBuildRepeatsANumberTheServerCommittedBeforeItsBatchReadTheNumbers) {
+    admin_exec(
+        "INSERT INTO builds (user_id, number, manifest, status, secret, created_at) "
+        "SELECT 1, n, 'm', 'passed', 's', (now() AT TIME ZONE 'UTC') - interval '2 days' "
+        "+ n * interval '1 minute' FROM generate_series(1, 3) n");
+    add_crons(25, 1);
+    add_crons(25, 2);
+    auto server = db.new_admin_session();
+    int batch = 0;
+    std::map<std::int64_t, int> before_read, while_written;  // server build -> batch
+    // The server commits builds of both users just before each batch reads the numbers (they
+    // must never be repeated), and one of Alice's while the batch is written (its number was read
+    // before ours committed: the server's own race; it may repeat a number of this batch only).
+    failpoints::arm("batch.numbers", [&] {
+        for (std::int64_t user : {1, 2})
+            before_read[server_build(*server, user).id] = batch;
+    });
+    failpoints::arm("batch.write", [&] { while_written[server_build(*server, 1).id] = batch; });
+    std::map<std::int64_t, int> ours;
+    Driver d(store, *conn, 5);
+    d.open();
+    while (d.more()) {
+        ++batch;
+        for (const auto& b : d.batch().builds)
+            ours[b.build_id] = batch;
+    }
+    failpoints::clear();
+    EXPECT_EQ(due(), 0);
+    EXPECT_EQ(ours.size(), 50u);
+    ASSERT_GE(before_read.size(), 20u);
+    for (const auto& [key, ids] : shared_numbers(db)) {
+        SCOPED_TRACE("user " + std::to_string(key.first) + " #" + std::to_string(key.second));
+        // One of ours (of batch k) and one of the server's, which must have been committed after
+        // batch k read the numbers: before a later batch read them, or while batch k or a later
+        // one was written. (Then the server repeated our number: its own race.)
+        ASSERT_EQ(ids.size(), 2u);
+        const std::int64_t mine = ours.count(ids[0]) ? ids[0] : ids[1];
+        const std::int64_t theirs = mine == ids[0] ? ids[1] : ids[0];
+        ASSERT_EQ(ours.count(mine), 1u) << "two server builds: the server's own race";
+        const int k = ours.at(mine);
+        if (before_read.count(theirs)) {
+            EXPECT_GT(before_read.at(theirs), k)
+                << "build " << mine << " of batch " << k << " repeats server build " << theirs
+                << ", committed before batch " << before_read.at(theirs) << " read the numbers";
+        } else {
+            ASSERT_EQ(while_written.count(theirs), 1u);
+            EXPECT_GE(while_written.at(theirs), k)
+                << "build " << mine << " of batch " << k << " repeats server build " << theirs
+                << ", committed while batch " << while_written.at(theirs) << " was written";
+        }
+    }
+    // Ours never share a number among themselves.
+    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, number FROM builds b JOIN "
+                       "cron_builds cb ON cb.build_id = b.id GROUP BY 1, 2 HAVING count(*) > 1) d"),
+              0);
+}
+#endif
+
+TEST_F(DispatchStoreTest, AServerMakingBuildsAllThroughABurstGetsNoNumberRepeatedAfterItCommitted) {
+    add_crons(150, 1);
+    add_crons(150, 2);
+    using Clock = std::chrono::steady_clock;
+    struct Made {
+        ServerBuild build;
+        Clock::time_point committed;  // the INSERT had returned: committed by then
+    };
+    std::mutex mu;
+    std::vector<Made> made;
+    std::atomic<bool> stop{false};
+    std::thread server([&] {
+        auto c = db.new_admin_session();
+        std::mt19937 rng(7);
+        while (!stop.load()) {
+            ServerBuild b = server_build(*c, 1 + static_cast<std::int64_t>(rng() % 2));
+            const auto at = Clock::now();
+            std::lock_guard lock(mu);
+            made.push_back({b, at});
+        }
+    });
+    std::map<std::int64_t, Clock::time_point> batch_start;  // our build -> its batch's start
+    Driver d(store, *conn, 20);
+    d.open();
+    while (d.more()) {
+        const auto start = Clock::now();
+        for (const auto& b : d.batch().builds)
+            batch_start[b.build_id] = start;
+    }
+    stop = true;
+    server.join();
+    EXPECT_EQ(due(), 0);
+    ASSERT_EQ(batch_start.size(), 300u);
+    ASSERT_GT(made.size(), 20u) << "the server made too few builds to show anything";
+    std::map<std::int64_t, Clock::time_point> server_committed;
+    for (const auto& m : made)
+        server_committed[m.build.id] = m.committed;
+    for (const auto& [key, ids] : shared_numbers(db)) {
+        SCOPED_TRACE("user " + std::to_string(key.first) + " #" + std::to_string(key.second));
+        std::vector<std::int64_t> mine;
+        for (auto id : ids) {
+            if (batch_start.count(id))
+                mine.push_back(id);
+        }
+        ASSERT_LE(mine.size(), 1u) << "two of ours share a number";
+        if (mine.empty())
+            continue;  // server builds among themselves: the server's own race
+        for (auto id : ids) {
+            if (id != mine[0]) {
+                EXPECT_GE(server_committed.at(id), batch_start.at(mine[0]))
+                    << "build " << mine[0] << " repeats server build " << id
+                    << ", committed before the batch began";
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -128,7 +128,8 @@ std::int64_t PgCluster::count(const std::string& sql) const {
     return tx.exec1(sql)[0].as<std::int64_t>();
 }
 
-PgBouncer::PgBouncer(const std::string& pg_host, int pg_port, const std::string& pool_mode) {
+PgBouncer::PgBouncer(const std::string& pg_host, int pg_port, const std::string& pool_mode,
+                     const std::string& extra) {
     dir_ = owned_temp_dir();
     port_ = free_port();
     write_file(dir_ + "/userlist.txt", "\"djinn_scheduler\" \"secret\"\n\"postgres\" \"\"\n");
@@ -138,7 +139,8 @@ PgBouncer::PgBouncer(const std::string& pg_host, int pg_port, const std::string&
             "\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = " + std::to_string(port_) +
             "\nunix_socket_dir =\nauth_type = md5\nauth_file = " + dir_ +
             "/userlist.txt\npool_mode = " + pool_mode + "\nlogfile = " + dir_ +
-            "/pgbouncer.log\npidfile = " + dir_ + "/pgbouncer.pid\nadmin_users = postgres\n");
+            "/pgbouncer.log\npidfile = " + dir_ + "/pgbouncer.pid\nadmin_users = postgres\n" +
+            extra);
     if (::geteuid() == 0)
         run("chown -R postgres " + dir_);
     pid_ = ::fork();

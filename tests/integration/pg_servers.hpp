@@ -45,7 +45,9 @@ class PgCluster {
 // defaults otherwise (it refuses an `options` startup parameter).
 class PgBouncer {
   public:
-    PgBouncer(const std::string& pg_host, int pg_port, const std::string& pool_mode);
+    // `extra`: more [pgbouncer] settings, one per line.
+    PgBouncer(const std::string& pg_host, int pg_port, const std::string& pool_mode,
+              const std::string& extra = "");
     ~PgBouncer();
     PgBouncer(const PgBouncer&) = delete;
     PgBouncer& operator=(const PgBouncer&) = delete;

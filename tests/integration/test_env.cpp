@@ -7,13 +7,18 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "queue/curlyq_codec.hpp"
 
 extern char** environ;
 
@@ -49,11 +54,35 @@ void write_file(const std::string& path, const std::string& text) {
         throw std::runtime_error("cannot write " + path);
 }
 
+namespace {
+
+// Every directory temp_dir() made, removed when the test process exits (a failed assertion
+// returns from the test, the process still exits normally). scripts/test.sh also runs the
+// tests under a TMPDIR of its own that it removes, for a process that dies.
+struct TempDirs {
+    std::vector<std::string> paths;
+    ~TempDirs() {
+        for (const auto& p : paths) {
+            std::error_code ignored;
+            std::filesystem::remove_all(p, ignored);
+        }
+    }
+};
+TempDirs& temp_dirs() {
+    static TempDirs dirs;
+    return dirs;
+}
+
+}  // namespace
+
 std::string temp_dir() {
-    std::string tmpl = "/tmp/djinn-it.XXXXXX";
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/djinn-it.XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr)
         throw std::runtime_error("mkdtemp failed");
     chmod(tmpl.c_str(), 0755);
+    temp_dirs().paths.push_back(tmpl);
     return tmpl;
 }
 
@@ -336,7 +365,7 @@ void RedisServer::start() {
 
 void RedisServer::stop() {
     if (pid_ > 0) {
-        ::kill(pid_, SIGCONT);
+        // SIGKILL ends a stopped process too; SIGCONT first would let it run what is buffered.
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
         pid_ = -1;
@@ -428,7 +457,8 @@ std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
     if (!o.database_extra.empty())
         s << "    " << o.database_extra << "\n";
     s << "}\n";
-    s << "redis {\n    addr \"" << redis_addr() << "\"\n}\n";
+    s << "redis {\n    addr \"" << (o.redis_addr.empty() ? redis_addr() : o.redis_addr)
+      << "\"\n}\n";
     if (!o.http_addr.empty())
         s << "http {\n    addr \"" << o.http_addr << "\"\n"
           << (o.http_extra.empty() ? "" : "    " + o.http_extra + "\n") << "}\n";
@@ -590,6 +620,62 @@ std::int64_t message_build_id(const std::string& message) {
         throw std::runtime_error("queue message too short");
     std::size_t n = static_cast<unsigned char>(message[48]);
     return decode_gob_payload(message.substr(49, n)).build_id;
+}
+
+QueueContents queue_contents(Redis& r, const std::string& driver) {
+    QueueContents q;
+    const std::string data = "builds_" + driver + ":data";
+    std::string cursor = "0";
+    do {
+        // HSCAN replies [cursor, [field, value, ...]]; Redis::command flattens the nested array.
+        auto page = r.command({"HSCAN", data, cursor, "COUNT", "1000"});
+        if (page.empty())
+            break;
+        cursor = page[0];
+        for (std::size_t i = 1; i + 1 < page.size(); i += 2) {
+            q.jobs_of[message_build_id(page[i + 1])].push_back(page[i]);
+            ++q.data;
+        }
+    } while (cursor != "0");
+    for (auto& [build, ids] : q.jobs_of) {
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    }
+    q.active = r.command({"LRANGE", "builds_" + driver + ":active", "0", "-1"});
+    return q;
+}
+
+std::vector<std::int64_t> QueueContents::duplicated() const {
+    std::vector<std::int64_t> out;
+    for (const auto& [build, ids] : jobs_of) {
+        if (ids.size() > 1)
+            out.push_back(build);
+    }
+    return out;
+}
+
+std::size_t QueueContents::active_twice() const {
+    std::set<std::string> seen;
+    std::size_t twice = 0;
+    for (const auto& id : active)
+        twice += seen.insert(id).second ? 0U : 1U;
+    return twice;
+}
+
+std::size_t QueueContents::active_without_data(Redis& r, const std::string& driver) const {
+    std::size_t n = 0;
+    for (const auto& id : active)
+        n += r.integer({"HEXISTS", "builds_" + driver + ":data", id}) == 0 ? 1U : 0U;
+    return n;
+}
+
+std::string enqueue_like_the_original(Redis& r, const std::string& driver, std::int64_t build_id) {
+    const std::string id = queue::new_job_id();
+    const std::string message =
+        queue::curlyq_message(id, queue::gob_payload("djinn-scheduler", build_id));
+    r.command({"HSETNX", "builds_" + driver + ":data", id, message});
+    r.command({"RPUSH", "builds_" + driver + ":active", id});
+    return id;
 }
 
 }  // namespace djinn::testing

@@ -137,6 +137,7 @@ struct ConfigOptions {
     std::string extra;           // appended verbatim
     std::string database_extra;  // lines inside database { }, e.g. "statement_timeout 5s"
     std::string http_extra;      // lines inside http { }
+    std::string redis_addr;      // empty: the test Redis
 };
 std::string djinn_config(const TestDatabase& db, const ConfigOptions& o);
 
@@ -176,5 +177,23 @@ GobValue decode_gob_payload(const std::string& bytes);
 
 // The build id of a curlyq message as the scheduler writes it (fixmap, ID str8(36), Data bin8).
 std::int64_t message_build_id(const std::string& message);
+
+// builds_<driver> as a worker would find it: every entry of <queue>:data decoded (build id ->
+// its job ids) and the ids on <queue>:active.
+struct QueueContents {
+    std::map<std::int64_t, std::vector<std::string>> jobs_of;
+    std::vector<std::string> active;
+    std::size_t data = 0;
+    // Builds with more than one job, ids twice on the list, list ids without data.
+    std::vector<std::int64_t> duplicated() const;
+    std::size_t active_twice() const;
+    std::size_t active_without_data(Redis& r, const std::string& driver) const;
+};
+QueueContents queue_contents(Redis& r, const std::string& driver);
+
+// Puts a job for `build_id` on builds_<driver> exactly as the original Go scheduler (curlyq's
+// producer) does: a random version-4 id, HSETNX <queue>:data + RPUSH <queue>:active, no marker.
+// Returns the job id.
+std::string enqueue_like_the_original(Redis& r, const std::string& driver, std::int64_t build_id);
 
 }  // namespace djinn::testing

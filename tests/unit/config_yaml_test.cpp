@@ -105,14 +105,14 @@ TEST(ConfigYamlTest, ErrorsWithPlaces) {
     EXPECT_EQ(errors("batch_size: \"10\"\n"),
               (std::vector<std::string>{
                   "e.yaml:1:13: batch_size: expected an integer, got string \"10\""}));
-    EXPECT_EQ(
-        errors("log: /dev/stdout\n"),
-        (std::vector<std::string>{"e.yaml:1:6: log: expected `log <level> <file>` (e.g. log info "
-                                  "\"/dev/stdout\"), got string \"/dev/stdout\""}));
+    EXPECT_EQ(errors("log: /dev/stdout\n"),
+              (std::vector<std::string>{"e.yaml:1:6: log: expected a mapping, got string "
+                                        "\"/dev/stdout\": log: use {level: info, file: "
+                                        "/dev/stdout}"}));
     EXPECT_EQ(errors("log:\n  loud: /dev/stdout\n"),
               (std::vector<std::string>{
                   "e.yaml:2:3: log.loud: unknown log level 'loud' (use debug, info, warn or "
-                  "error)"}));
+                  "error); or log: use {level: info, file: /dev/stdout}"}));
     EXPECT_EQ(errors("drivers:\n  - docker\n  - qemu\n"),
               (std::vector<std::string>{
                   "e.yaml:3:5: drivers[1]: unknown driver \"qemu\" (the scheduler queues qemu "

@@ -52,16 +52,22 @@ TEST(QueueBuildQueueNames, MarkerAndQueueNames) {
     EXPECT_EQ(BuildQueue::queue_name("docker"), "builds_docker");
 }
 
-TEST(QueueBuildQueueScript, DoesWhatCurlyqPushJobDoesAfterTheMarker) {
+TEST(QueueBuildQueueScript, ChecksMarkerAndJobThenDoesWhatCurlyqPushJobDoesThenMarks) {
     const std::string script(BuildQueue::enqueue_script());
-    const auto marker = script.find(R"(redis.call("set", KEYS[1], ARGV[1], "NX", "EX", ARGV[3]))");
+    const auto marked = script.find(R"(redis.call("exists", KEYS[1]))");
+    const auto present = script.find(R"(redis.call("hexists", KEYS[2], ARGV[1]))");
     const auto hsetnx = script.find(R"(redis.pcall("hsetnx", KEYS[2], ARGV[1], ARGV[2]))");
     const auto rpush = script.find(R"(redis.pcall("rpush", KEYS[3], ARGV[1]))");
-    ASSERT_NE(marker, std::string::npos);
+    const auto mark = script.rfind(R"(redis.pcall("set", KEYS[1], ARGV[1], "EX", ARGV[3]))");
+    ASSERT_NE(marked, std::string::npos);
+    ASSERT_NE(present, std::string::npos);
     ASSERT_NE(hsetnx, std::string::npos);
     ASSERT_NE(rpush, std::string::npos);
-    EXPECT_LT(marker, hsetnx);
+    ASSERT_NE(mark, std::string::npos);
+    EXPECT_LT(marked, present);
+    EXPECT_LT(present, hsetnx);
     EXPECT_LT(hsetnx, rpush);
+    EXPECT_LT(rpush, mark);
 }
 
 TEST(QueueEnqueueResult, Counts) {

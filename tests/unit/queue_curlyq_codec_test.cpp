@@ -561,3 +561,77 @@ TEST(QueueJobId, UsesEveryRandomNibble) {
 
 }  // namespace
 }  // namespace djinn::queue
+
+namespace djinn::queue {
+namespace {
+
+// Version 5 name-based UUIDs of the build id's decimal text in kJobIdNamespace, as Python's
+// uuid.uuid5 computes them (an implementation independent of ours).
+TEST(QueueBuildJobId, IsTheVersion5UuidOfTheBuildId) {
+    EXPECT_EQ(build_job_id(1), "1ad07707-39ac-5504-96c5-91e0059654b2");
+    EXPECT_EQ(build_job_id(9223372036854775807), "69df0cbb-9614-5060-8511-862becd755ca");
+    EXPECT_EQ(build_job_id(1), build_job_id(1));
+    std::set<std::string> seen;
+    for (std::int64_t b = 1; b <= 20000; ++b) {
+        const std::string id = build_job_id(b);
+        ASSERT_EQ(id.size(), 36U);
+        ASSERT_EQ(id[14], '5') << id;
+        ASSERT_NE(std::string_view("89ab").find(id[19]), std::string_view::npos) << id;
+        ASSERT_TRUE(seen.insert(id).second) << b;
+    }
+}
+
+TEST(QueueDecodeBuildId, ReadsEveryFixtureTheOriginalWrote) {
+    for (const auto& f : load_fixtures()) {
+        SCOPED_TRACE("build id " + std::to_string(f.build_id));
+        EXPECT_EQ(decode_build_id(f.message), f.build_id);
+    }
+}
+
+TEST(QueueDecodeBuildId, ReadsOursWhateverTheHostAndBuildId) {
+    for (const std::int64_t b :
+         {std::int64_t{0}, std::int64_t{1}, std::int64_t{-5}, std::int64_t{8192},
+          std::int64_t{1} << 40, std::numeric_limits<std::int64_t>::max(),
+          std::numeric_limits<std::int64_t>::min()}) {
+        for (const std::string_view host : {"djinn-scheduler", "", "https://djinn.example.com"}) {
+            SCOPED_TRACE(std::to_string(b) + " " + std::string(host));
+            EXPECT_EQ(decode_build_id(curlyq_message(build_job_id(7), gob_payload(host, b))), b);
+        }
+    }
+}
+
+TEST(QueueDecodeBuildId, FindsTheFieldByNameInTheTypeDefinition) {
+    // A payload type with the fields the other way round: {BuildID int; Host string}, as a Go
+    // struct declared in that order would be sent.
+    const std::string definition = from_hex(
+        "2aff81030101075061796c6f616401ff8200010201074275696c644944010400010448"
+        "6f7374010c000000");
+    const std::string value = from_hex("16ff820102010f") + "djinn-scheduler" + from_hex("00");
+    const std::string message = curlyq_message("x", definition + value);
+    EXPECT_EQ(decode_build_id(message), 1);
+}
+
+TEST(QueueDecodeBuildId, RejectsWhatIsNotSuchAMessageWithoutReadingPastIt) {
+    const std::string good = curlyq_message(build_job_id(3), gob_payload(kPayloadHost, 1000));
+    EXPECT_EQ(decode_build_id(""), std::nullopt);
+    EXPECT_EQ(decode_build_id("not msgpack"), std::nullopt);
+    EXPECT_EQ(decode_build_id(from_hex("81a4446174610a")), std::nullopt);  // Data: 10
+    // A struct without BuildID.
+    const std::string no_build =
+        from_hex("1aff81030101034a6f6201ff820001010104486f7374010c00000006ff8201016800");
+    EXPECT_EQ(decode_build_id(curlyq_message("x", no_build)), std::nullopt);
+    // Every truncation of a good message: never a crash or a read past the end.
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        const std::optional<std::int64_t> got = decode_build_id(good.substr(0, n));
+        EXPECT_TRUE(!got.has_value() || *got == 1000) << n;
+    }
+    // Every single-byte corruption: any answer but a crash (ASan watches the reads).
+    for (std::size_t at = 0; at < good.size(); ++at) {
+        std::string bad = good;
+        bad[at] = static_cast<char>(bad[at] ^ 0x5a);
+        (void)decode_build_id(bad);
+    }
+}
+
+}  // namespace
+}  // namespace djinn::queue

@@ -57,6 +57,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "djinn-scheduler.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository is not set: no djinn-scheduler image is published. Build one (scripts/build-image.sh), push it to your registry and set image.registry and image.repository (README: Deploy on Kubernetes)" }}
+{{- end }}
 {{- $repo := .Values.image.repository }}
 {{- if .Values.image.registry }}
 {{- $repo = printf "%s/%s" (trimSuffix "/" .Values.image.registry) .Values.image.repository }}
@@ -84,8 +87,9 @@ references to environment variables that the Deployment fills from the Secret.
 interval: {{ $c.interval | quote }}
 batch_size: {{ int64 $c.batchSize }}
 log:
-  {{ $c.log.level }}: /dev/stdout
-log_format: {{ $c.log.format }}
+  level: {{ $c.log.level }}
+  file: /dev/stdout
+  format: {{ $c.log.format }}
 drivers:
 {{- range $c.drivers }}
   - {{ . | quote }}
@@ -97,6 +101,7 @@ database:
   name: {{ $c.database.name | quote }}
   username: {{ $c.database.username | quote }}
   password: "${DJINN_DATABASE_PASSWORD}"
+  statement_timeout: {{ printf "%ds" (int64 $c.database.statementTimeoutSeconds) | quote }}
 {{- if $c.database.tls.enabled }}
   tls:
     ca: {{ printf "%s/ca.crt" (include "djinn-scheduler.tlsDir" .) | quote }}
@@ -110,6 +115,7 @@ redis:
 {{- end }}
 http:
   addr: {{ printf "0.0.0.0:%d" (int64 .Values.http.port) | quote }}
+  liveness_timeout: {{ printf "%ds" (int64 $c.livenessTimeoutSeconds) | quote }}
 leader:
 {{- if not (kindIs "invalid" $c.leader.key) }}
   key: {{ int64 $c.leader.key }}
@@ -123,6 +129,9 @@ drain_timeout: {{ printf "%ds" (int64 $c.drainTimeoutSeconds) | quote }}
 {{- define "djinn-scheduler.validate" -}}
 {{- if le (int64 .Values.terminationGracePeriodSeconds) (int64 .Values.config.drainTimeoutSeconds) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than config.drainTimeoutSeconds (%d): Kubernetes would kill the scheduler mid-batch" (int64 .Values.terminationGracePeriodSeconds) (int64 .Values.config.drainTimeoutSeconds)) }}
+{{- end }}
+{{- if lt (int64 .Values.config.livenessTimeoutSeconds) (add (int64 .Values.config.database.statementTimeoutSeconds) 10) }}
+{{- fail (printf "config.livenessTimeoutSeconds (%d) must be at least config.database.statementTimeoutSeconds + 10 (%d): one statement may take that long while the scheduler is healthy" (int64 .Values.config.livenessTimeoutSeconds) (add (int64 .Values.config.database.statementTimeoutSeconds) 10)) }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled }}
 {{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: each pod would be scraped twice" }}
