@@ -21,6 +21,8 @@ import json
 import os
 import random
 import re
+import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -30,6 +32,7 @@ import threading
 import time
 
 import partition as net
+import pooler
 
 ENV = os.environ
 RUNDIR = ENV["DJINN_TEST_RUNDIR"]
@@ -51,9 +54,23 @@ USERS = 5
 GOOD_MANIFEST = ("driver: {type: docker, image: alpine, workspace: /src}\n"
                  "stages: [test]\njobs:\n- stage: test\n  commands: [make]")
 BAD_MANIFEST = "driver: [unclosed\njobs: {"
+POOLER_FAULTS = ("pgbouncer_restart", "pgbouncer_pause", "pgbouncer_suspend")
 ALL_FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
-              "freeze", "partition")
-FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, partition available)
+              "freeze", "partition") + POOLER_FAULTS + ("pg_failover",)
+FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, what is available)
+
+# PgBouncer (tests/chaos/pooler.py) in front of PostgreSQL, session pooling, md5: replicas
+# POOLED connect through it, the others directly (replica c, the partitioned one, among them).
+# Set in main(): empty when PgBouncer is missing or --direct is given.
+POOLED = ()
+POOLER_SKIP = ""
+# The pg_failover fault: a streaming standby of the harness's PostgreSQL; the direct replicas
+# list both (database.addr "primary,standby"), PgBouncer is repointed at the promoted one.
+FAILOVER_SKIP = ""  # set in main()
+STANDBY = None  # the PgCluster that pg_failover promotes next
+# A role that only logs in through PgBouncer to see whether a new login gets through (a paused
+# or suspended pool); it owns nothing and writes nothing.
+PROBE_ROLE = "chaos_probe"
 
 # The partition fault: replica PART_REPLICA runs in the network namespace run.sh made
 # (partition.py up); it reaches PostgreSQL and Redis at NET_HOST_ADDR over the veth pair.
@@ -69,6 +86,11 @@ PART_REPLICA = "c"
 # A commit of the partitioned replica this long after the cut counts as after it: a COMMIT it
 # sent just before the cut may still be executed by the server a moment later.
 CUT_GRACE_S = 0.5
+
+# The lock holder's backend and role, as one text value ('' if none).
+LOCK_SQL = ("SELECT l.pid || ' ' || a.usename FROM pg_locks l JOIN pg_stat_activity a "
+            "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1")
 
 T0 = time.time()
 
@@ -112,6 +134,40 @@ class HarnessError(Exception):
 
 # --------------------------------------------------------------------------- PostgreSQL (psql)
 
+class PgCluster:
+    """One PostgreSQL cluster of the harness: the primary services.sh started, or a streaming
+    standby made by pg_basebackup (the pg_failover fault). PG is the one the harness and the
+    replicas write to now; every cluster's log is read for the statement log."""
+
+    def __init__(self, data, port, log_path):
+        self.data, self.port, self.log = data, str(port), log_path
+
+    def pg_ctl(self, *args, timeout=120):
+        cmd = as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", self.data] + list(args))
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start_options(self, template):
+        """The options the primary was started with (its postmaster.opts: what services.sh and
+        run.sh passed), with this cluster's port and socket directory."""
+        with open(os.path.join(template.data, "postmaster.opts"), encoding="utf-8") as f:
+            argv = shlex.split(f.read())[1:]
+        out, i = [], 0
+        while i < len(argv):
+            if argv[i] in ("-D", "-p", "-k"):
+                i += 2
+                continue
+            out.append(argv[i])
+            i += 1
+        return shlex.join(out + ["-p", self.port, "-k", RUNDIR])
+
+    def running(self):
+        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+
+PG = PgCluster(PGDATA, PGPORT, os.path.join(RUNDIR, "postgres.log"))
+PG_LOGS = [PG.log]  # every cluster's log, oldest first
+
+
 def psql(sql, db=DB, timeout=300, check=True):
     """Runs SQL as the superuser; returns rows as lists of strings (unaligned, tab-separated)."""
     env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
@@ -123,10 +179,10 @@ def psql(sql, db=DB, timeout=300, check=True):
         raise
 
 
-def _psql(sql, db, timeout, check, env):
+def _psql(sql, db, timeout, check, env, port=None):
     p = subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", PGHOST,
-         "-p", PGPORT, "-U", "postgres", "-d", db, "-c", sql],
+         "-p", port or PG.port, "-U", "postgres", "-d", db, "-c", sql],
         capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if p.returncode != 0:
         if check:
@@ -138,6 +194,15 @@ def _psql(sql, db, timeout, check, env):
 def psql_try(sql, timeout=10):
     try:
         return psql(sql, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def psql_on(cluster, sql, timeout=10):
+    """SQL on a given cluster (not necessarily the current primary); rows, or None."""
+    env = dict(ENV, PGOPTIONS="-c TimeZone=UTC", PGCONNECT_TIMEOUT="3")
+    try:
+        return _psql(sql, DB, timeout, False, env, cluster.port)
     except subprocess.TimeoutExpired:
         return None
 
@@ -267,7 +332,7 @@ class RedisServer:
 # --------------------------------------------------------------------------- replicas
 
 class Replica:
-    def __init__(self, name, binary, rundir, netns=""):
+    def __init__(self, name, binary, rundir, netns="", db_addr=""):
         self.name = name
         self.role = "chaos_" + name
         self.binary = binary
@@ -277,6 +342,11 @@ class Replica:
         self.netns = netns
         self.http_host = NET_NS_ADDR if netns else "127.0.0.1"
         services = NET_HOST_ADDR if netns else "127.0.0.1"
+        # Directly to PostgreSQL, or (db_addr) through PgBouncer.
+        self.pooled = bool(db_addr)
+        host = NET_HOST_ADDR if netns else PGHOST
+        db_addr = db_addr or ",".join(f"{host}:{c.port}" for c in
+                                      ([PG, STANDBY] if STANDBY is not None else [PG]))
         self.conf = os.path.join(rundir, f"{name}.conf")
         self.proc = None
         self.incarnation = 0
@@ -294,7 +364,7 @@ crypto {{
     salt "1a2b3c4d5e6f7g8h"
 }}
 database {{
-    addr "{NET_HOST_ADDR if netns else PGHOST}:{PGPORT}"
+    addr "{db_addr}"
     name "{DB}"
     username "{self.role}"
     password "secret"
@@ -467,10 +537,21 @@ class Chaos:
         self.freezes = []
         self.partitions = []
         self.cut_active = False
+        # PgBouncer faults whose leader may have lost its session: checked for fencing at the end
+        # (check_isolations), like the partitions.
+        self.isolations = []
+        self.bouncer = None
+        self.bouncer_admin = None  # an AdminSession that suspended PgBouncer, until RESUME
+        self.bouncer_paused = False
+        self.kind_count = {}
+        self.measurements = []  # background threads measuring a fault's aftermath
+        self.standby_thread = None  # rebuilding the standby after a pg_failover
+        self.standby_error = None
 
     # ---- setup
 
     def setup(self):
+        global STANDBY  # pylint: disable=global-statement
         # PostgreSQL: every statement that writes is logged with its role, backend and time (UTC),
         # so the writes of each replica (one role per replica) can be checked after the run.
         psql("ALTER SYSTEM SET log_line_prefix = '%m [%p] %u '", db="postgres")
@@ -483,16 +564,21 @@ class Chaos:
             # The partitioned replica logs in from its namespace's address.
             with open(os.path.join(PGDATA, "pg_hba.conf"), "a", encoding="utf-8") as f:
                 f.write(f"host  all all {NET_SUBNET} scram-sha-256\n")
+        if "pg_failover" in FAULTS:
+            # pg_basebackup and the standby's WAL stream (the pg_hba.conf is copied with it).
+            with open(os.path.join(PGDATA, "pg_hba.conf"), "a", encoding="utf-8") as f:
+                f.write("host  replication postgres 127.0.0.1/32 trust\n")
         psql("SELECT pg_reload_conf()", db="postgres")
+        if ("partition" in FAULTS or set(POOLER_FAULTS) & set(FAULTS)) and \
+                psql("SHOW track_commit_timestamp", db="postgres")[0][0] != "on":
+            raise HarnessError("track_commit_timestamp is off: the partition and PgBouncer "
+                               "faults check when builds committed (run.sh sets it)")
         if "partition" in FAULTS:
             listen = psql("SHOW listen_addresses", db="postgres")[0][0]
             if NET_HOST_ADDR not in listen.split(","):
                 raise HarnessError(f"PostgreSQL listens on {listen!r}, not on {NET_HOST_ADDR}: "
                                    f"start it with -c listen_addresses=127.0.0.1,{NET_HOST_ADDR}"
                                    f" (run.sh does, through DJINN_TEST_PGOPTS)")
-            if psql("SHOW track_commit_timestamp", db="postgres")[0][0] != "on":
-                raise HarnessError("track_commit_timestamp is off: the partition fault checks "
-                                   "when builds committed (run.sh sets it)")
         psql(f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE}", db="postgres")
         # One login role per replica, member of Djinn's djinn_scheduler role (same privileges):
         # the PostgreSQL log then says which replica wrote what.
@@ -512,13 +598,56 @@ class Chaos:
         while redis_try("PING") is not None and time.time() < deadline:
             time.sleep(0.05)
         self.redis.start()
+        if "pg_failover" in FAULTS:
+            t0 = time.time()
+            STANDBY = self.make_standby(os.path.join(RUNDIR, "pgdata-2"), pooler.free_port(), 2)
+            log(f"standby {STANDBY.port} streaming from {PG.port} ({time.time() - t0:.1f}s)")
+        if POOLED:
+            psql(f"DO $$BEGIN CREATE ROLE {PROBE_ROLE} LOGIN PASSWORD 'secret'; EXCEPTION WHEN "
+                 f"duplicate_object THEN NULL; END$$", db="postgres")
+            users = {f"chaos_{n}": "secret" for n in REPLICAS}
+            users[PROBE_ROLE] = "secret"
+            self.bouncer = pooler.PgBouncer(RUNDIR, PGHOST, PGPORT, DB, users,
+                                            admin_password=f"admin{os.getpid()}")
+            try:
+                self.bouncer.start()
+            except pooler.PoolerError as e:
+                raise HarnessError(str(e)) from e
+            log(f"PgBouncer {self.bouncer.port} (session pooling, md5) in front of PostgreSQL "
+                f"{PGPORT}: replicas {', '.join(POOLED)} through it, "
+                f"{', '.join(n for n in REPLICAS if n not in POOLED)} directly")
         for name in REPLICAS:
             netns = NETNS if name == PART_REPLICA and "partition" in FAULTS else ""
-            self.replicas[name] = Replica(name, self.args.bin, RUNDIR, netns)
+            addr = f"127.0.0.1:{self.bouncer.port}" if name in POOLED else ""
+            self.replicas[name] = Replica(name, self.args.bin, RUNDIR, netns, addr)
             self.replicas[name].start()
         holder = self.wait_leader(None, 20)
         if holder is None:
             raise HarnessError("no leader within 20 s of start")
+        # Each replica really connects the way it should (else a PgBouncer fault would fault
+        # nothing): the scheduler says whether it sees a pooler (its server process differs from
+        # libpq's backend pid).
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            wrong = []
+            for name, rep in self.replicas.items():
+                out = rep.output()
+                if "connected to PostgreSQL" not in out or \
+                        ("through a session-pooling proxy" in out) != rep.pooled:
+                    wrong.append(name)
+            if not wrong:
+                break
+            time.sleep(0.2)
+        else:
+            raise HarnessError(f"replicas {wrong} did not connect "
+                               f"{'through PgBouncer' if POOLED else 'directly'} as configured "
+                               f"(see their logs in {RUNDIR})")
+        if POOLED:
+            ok, clients = self.bouncer.admin("SHOW CLIENTS")
+            seen = {f"chaos_{n}" for n in POOLED if f"chaos_{n}" in clients}
+            if not ok or len(seen) != len(POOLED):
+                raise HarnessError(f"PgBouncer does not list the pooled replicas' sessions: "
+                                   f"{clients[:400]}")
         if "partition" in FAULTS:
             # Replica c really talks over the veth pair (else the cut would cut nothing).
             deadline = time.time() + 20
@@ -589,15 +718,16 @@ class Chaos:
         rows = psql_try(f"SELECT pid FROM pg_stat_activity WHERE usename = '{role}'", timeout=5)
         return None if rows is None else {int(r[0]) for r in rows}
 
-    def lead_on(self, name):
-        """Moves the lock to replica `name` if another holds it: SIGTERMs the other replicas
-        (a leader releases the lock as it exits), waits until `name` holds it, starts them again
-        and waits until they are connected standbys. Returns a note, or None if it failed."""
+    def lead_on(self, names):
+        """Moves the lock to one of the replicas `names` if another holds it: SIGTERMs the
+        other replicas (a leader releases the lock as it exits), waits until one of `names`
+        holds it, starts them again and waits until they are connected standbys. Returns a
+        note, or None if it failed."""
         h = self.lock_holder()
-        if h is not None and h[1] == name:
+        if h is not None and h[1] in names:
             return ""
         t0 = time.time()
-        others = [r for n, r in self.replicas.items() if n != name]
+        others = [r for n, r in self.replicas.items() if n not in names]
         for r in others:
             r.expected_exit = True
             r.signal(signal.SIGTERM)
@@ -610,32 +740,82 @@ class Chaos:
                 r.proc.wait(10)
             if rc != 0:
                 self.violation(f"replica {r.name} exited {rc} on SIGTERM (moving the lock to "
-                               f"{name}), not 0")
+                               f"{'/'.join(names)}), not 0")
+        # Replicas behind PgBouncer may need up to its server_login_retry (15 s) to log in
+        # again after a PostgreSQL outage (a pg_restart or pg_failover shortly before).
         got = None
-        deadline = time.time() + LOCK_TIMEOUT_S * 2 + 10
+        deadline = time.time() + LOCK_TIMEOUT_S * 2 + (20 if POOLED else 10)
         while time.time() < deadline:
             h = self.lock_holder()
-            if h is not None and h[1] == name:
+            if h is not None and h[1] in names:
                 got = h
                 break
             time.sleep(0.1)
         for r in others:
             r.start()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            roles = psql_try("SELECT DISTINCT usename FROM pg_stat_activity", timeout=5) or []
-            if {r.role for r in others} <= {x[0] for x in roles}:
-                break
-            time.sleep(0.2)
-        else:
-            self.violation(f"replicas {[r.name for r in others]} not connected 20 s after their "
-                           f"restart")
+        if not self.wait_connected([r.name for r in others], 30 if POOLED else 20):
+            self.violation(f"replicas {[r.name for r in others]} not connected "
+                           f"{30 if POOLED else 20} s after their restart")
         if got is None:
-            self.violation(f"replica {name} did not take the lock with every other replica "
-                           f"stopped")
+            self.violation(f"replica {'/'.join(names)} did not take the lock with every other "
+                           f"replica stopped")
             return None
-        return (f"lock moved to {name} first ({', '.join(r.name for r in others)} stopped and "
+        return (f"lock moved to {got[1]} first ({', '.join(r.name for r in others)} stopped and "
                 f"restarted, {time.time() - t0:.1f}s)")
+
+    def connected_each(self, names, t0, timeout, since):
+        """For each replica in names, the time (s after t0) of the first poll that saw it with a
+        PostgreSQL session not in since[name] (a set of backend pids); None if not within
+        timeout s of t0."""
+        out = {n: None for n in names}
+        while time.time() < t0 + timeout and any(v is None for v in out.values()):
+            rows = psql_try("SELECT usename, pid FROM pg_stat_activity", timeout=5) or []
+            now = time.time()
+            have = {}
+            for role, pid in rows:
+                have.setdefault(role, set()).add(int(pid))
+            for n in names:
+                if out[n] is None and have.get("chaos_" + n, set()) - since.get(n, set()):
+                    out[n] = now - t0
+            time.sleep(0.1)
+        return out
+
+    def measure_reconnects(self, f, t0, before, what):
+        """In the background (the next fault does not wait for it): when each replica has a
+        session on the (new) server again, up to 30 s after t0; appended to the fault's note,
+        and a violation if one did not, once the thread is joined (join_measurements)."""
+        def run():
+            per = self.connected_each(REPLICAS, t0, 30, before)
+            f["reconnect"] = per
+            f["later"] = "replicas connected again " + ", ".join(
+                f"{n} {fmt_s(x)}" for n, x in per.items()) + " " + what
+            slow = [n for n, x in per.items() if x is None]
+            if slow:
+                self.violation(f"{f['kind']} at {f['t']:.1f}s: replica(s) {slow} had no session "
+                               f"30 s {what}")
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        self.measurements.append(th)
+
+    def join_measurements(self):
+        for th in self.measurements:
+            th.join(40)
+        self.measurements = []
+
+    def wait_connected(self, names, timeout, since=None):
+        """Waits until each replica in names has a PostgreSQL session (one that was not in
+        since[name], a set of backend pids, if given); returns the time it took, or None."""
+        t0 = time.time()
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            rows = psql_try("SELECT usename, pid FROM pg_stat_activity", timeout=5) or []
+            have = {}
+            for role, pid in rows:
+                have.setdefault(role, set()).add(int(pid))
+            if all(have.get("chaos_" + n, set()) - (since or {}).get(n, set()) for n in names):
+                return time.time() - t0
+            time.sleep(0.1)
+        return None
 
     def inject(self, kind, workload):
         rng = self.rng
@@ -643,10 +823,18 @@ class Chaos:
              "failover_s": None, "burst": "-", "note": ""}
         if kind == "partition":
             # The partitioned replica must be the leader when its link is cut.
-            moved = self.lead_on(PART_REPLICA)
+            moved = self.lead_on((PART_REPLICA,))
             if moved is None:
                 return
             f["note"] = moved
+        elif kind in POOLER_FAULTS:
+            # The leader must be behind PgBouncer, else the fault only touches standbys.
+            moved = self.lead_on(POOLED)
+            if moved is None:
+                return
+            f["note"] = moved
+        if kind in ("pg_restart", "pg_failover"):
+            self.wait_standby()
         holder = self.lock_holder()
         if holder is None:
             holder = self.wait_leader(None, 30)
@@ -666,11 +854,11 @@ class Chaos:
         now = time.time()
         boundary = (int(now) // INTERVAL_S + 1) * INTERVAL_S
         time.sleep(max(0.0, boundary + delay - now))
-        if kind == "partition":
+        if kind == "partition" or kind in POOLER_FAULTS:
             now_holder = self.lock_holder()
-            if now_holder != (old_pid, PART_REPLICA):
-                self.violation(f"partition: the lock moved from replica {PART_REPLICA} (backend "
-                               f"{old_pid}) to {now_holder} before the cut, with no fault "
+            if now_holder != (old_pid, old_name):
+                self.violation(f"{kind}: the lock moved from replica {old_name} (backend "
+                               f"{old_pid}) to {now_holder} before the fault, with no fault "
                                f"injected")
                 return
         f["burst"] = self.burst_progress()
@@ -717,16 +905,18 @@ class Chaos:
             self.note_failover(f, new, t_inject)
         elif kind == "pg_restart":
             f["param"] = "pg_ctl restart -m fast"
+            before = {n: self.sessions_of(f"chaos_{n}") or set() for n in REPLICAS}
             t_restart = time.time()
-            p = subprocess.run(as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", PGDATA, "-l",
-                                            os.path.join(RUNDIR, "postgres.log"), "restart",
-                                            "-m", "fast", "-w", "-t", "60"]),
-                               capture_output=True, text=True, check=False)
+            p = PG.pg_ctl("-l", PG.log, "restart", "-m", "fast", "-w", "-t", "60")
             if p.returncode != 0:
                 raise HarnessError(f"pg_ctl restart failed: {p.stderr.strip()}")
-            f["note"] = f"PostgreSQL down {time.time() - t_restart:.1f}s"
+            t_up = time.time()
+            f["note"] = f"PostgreSQL down {t_up - t_restart:.1f}s"
             new = self.wait_leader(old_pid, 30)
             self.note_failover(f, new, t_inject)
+            # How long until every replica has a session again (through PgBouncer: it may
+            # refuse logins for server_login_retry after a failed server login).
+            self.measure_reconnects(f, t_up, before, "after it was up")
         elif kind in ("redis_pause", "redis_restart"):
             lo, hi = (12, 20) if self.args.duration <= 300 else (20, 40)
             down = rng.uniform(lo, hi)
@@ -801,6 +991,12 @@ class Chaos:
             hold = LOCK_TIMEOUT_S + rng.uniform(4.0, 8.0 if self.args.duration <= 300 else 16.0)
             f["param"] = f"link cut {hold:.1f}s (lock_timeout {LOCK_TIMEOUT_S}s)"
             self.partition(rep, old_pid, hold, f)
+        elif kind == "pg_failover":
+            self.pg_failover(old_pid, f, t_inject)
+        elif kind == "pgbouncer_restart":
+            self.pgbouncer_restart(rep, old_pid, f, t_inject)
+        elif kind in ("pgbouncer_pause", "pgbouncer_suspend"):
+            self.pgbouncer_hold(kind, rep, old_pid, f, t_inject)
         else:
             raise HarnessError(f"unknown fault {kind}")
         self.faults.append(f)
@@ -817,7 +1013,7 @@ class Chaos:
         offset = os.path.getsize(rep.log_path)
         p = {"name": rep.name, "role": rep.role, "old_pid": old_pid, "sessions": sessions,
              "hold": hold, "log": rep.log_path, "log_offset": offset, "fault": f}
-        pglog = os.path.join(RUNDIR, "postgres.log")
+        pglog = PG.log
         pglog_offset = os.path.getsize(pglog)
         t_start = time.time()
         self.cut_active = True
@@ -827,9 +1023,7 @@ class Chaos:
         p["cut_took"] = t_cut - t_start
         ended = lock = None
         new = None
-        lock_sql = ("SELECT l.pid || ' ' || a.usename FROM pg_locks l JOIN pg_stat_activity a "
-                    "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1")
+        lock_sql = LOCK_SQL
         while time.time() < t_cut + hold:
             rows = psql_try(f"SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = "
                             f"{old_pid}), ({lock_sql})", timeout=5)
@@ -941,6 +1135,378 @@ class Chaos:
         else:
             parts.append("as a standby" if leader_metric == 0 else f"leader metric {leader_metric}")
         f["note"] = "; ".join(([f["note"]] if f["note"] else []) + parts)
+
+    # ---- the standby and pg_failover
+
+    def make_standby(self, data, port, generation):
+        """A streaming standby of PG: pg_basebackup -R (primary_conninfo and standby.signal),
+        started with PG's own options (its postmaster.opts) on `port`, its log
+        postgres-<generation>.log. Returns its PgCluster once it accepts connections."""
+        t0 = time.time()
+        if os.path.exists(data):
+            shutil.rmtree(data)
+        sb = PgCluster(data, port, os.path.join(RUNDIR, f"postgres-{generation}.log"))
+        t1 = time.time()
+        p = subprocess.run(as_postgres([os.path.join(PGBIN, "pg_basebackup"), "-h", PGHOST, "-p",
+                                        PG.port, "-U", "postgres", "-D", data, "-R", "-X",
+                                        "stream", "-c", "fast"]),
+                           capture_output=True, text=True, timeout=300, check=False)
+        if p.returncode != 0:
+            raise HarnessError(f"pg_basebackup from {PG.port} failed: {p.stderr.strip()[:400]}")
+        t2 = time.time()
+        p = sb.pg_ctl("-l", sb.log, "-w", "-t", "60", "-o", sb.start_options(PG), "start")
+        sb.made = (t1 - t0, t2 - t1, time.time() - t2)
+        if p.returncode != 0:
+            raise HarnessError(f"the standby did not start: {p.stderr.strip()[:300]} (see "
+                               f"{sb.log})")
+        if sb.log not in PG_LOGS:
+            PG_LOGS.append(sb.log)
+        if psql_on(sb, "SELECT pg_is_in_recovery()") != [["t"]]:
+            raise HarnessError(f"the standby {sb.port} is not in recovery")
+        return sb
+
+    def pg_failover(self, old_pid, f, t_inject):
+        """Stops the primary (fast: it sends its remaining WAL to the standby first), promotes
+        the standby after a seeded detection delay, repoints PgBouncer at it (as a failover
+        hook would) and from then on writes to it; then makes a new standby of it, on the old
+        primary's port, for the next pg_failover. The direct replicas find the new primary by
+        their host list (target_session_attrs=read-write); the pooled ones through PgBouncer."""
+        global PG, STANDBY  # pylint: disable=global-statement
+        delay = self.rng.uniform(0.3, 2.0)
+        old, new = PG, STANDBY
+        f["param"] = f"primary {old.port} stopped fast, standby {new.port} promoted after {delay:.1f}s"
+        before = {n: self.sessions_of(f"chaos_{n}") or set() for n in REPLICAS}
+        p = old.pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+        if p.returncode != 0:
+            raise HarnessError(f"pg_failover: pg_ctl stop failed: {p.stderr.strip()[:300]}")
+        t_stopped = time.time()
+        # Every WAL record of the stopped primary must be on the standby, else its data would
+        # be lost by the failover (PostgreSQL's loss, not the scheduler's): a harness error.
+        ctl = subprocess.run([os.path.join(PGBIN, "pg_controldata"), old.data],
+                             capture_output=True, text=True, check=False).stdout
+        m = re.search(r"Latest checkpoint location:\s+(\S+)", ctl)
+        if not m:
+            raise HarnessError(f"pg_failover: no checkpoint location in pg_controldata: {ctl[:200]}")
+        lsn = m.group(1)
+        deadline = time.time() + 20
+        while psql_on(new, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") != [["t"]]:
+            if time.time() > deadline:
+                raise HarnessError(f"pg_failover: the standby did not replay the old primary's "
+                                   f"shutdown checkpoint {lsn} within 20 s")
+            time.sleep(0.05)
+        time.sleep(max(0.0, t_stopped + delay - time.time()))
+        p = new.pg_ctl("promote", "-w", "-t", "60")
+        if p.returncode != 0:
+            raise HarnessError(f"pg_failover: promote failed: {p.stderr.strip()[:300]}")
+        t_promoted = time.time()
+        PG = new
+        if self.bouncer is not None:
+            try:
+                self.bouncer.repoint(new.port)
+            except pooler.PoolerError as e:
+                raise HarnessError(f"pg_failover: {e}") from e
+        t_repointed = time.time()
+        h = self.wait_leader(None, 30)
+        self.note_failover(f, h, t_inject)
+        self.measure_reconnects(f, t_promoted, before, "after the promotion")
+        f["note"] = "; ".join(([f["note"]] if f["note"] else []) + [
+            f"WAL up to {lsn} replayed, promoted {t_promoted - t_stopped:.1f}s after the stop"
+            + (f", PgBouncer repointed {t_repointed - t_promoted:.2f}s later" if self.bouncer
+               else "")])
+        # The next standby, on the old primary's port, in its data directory: in the
+        # background (a pg_restart or pg_failover waits for it: wait_standby).
+        STANDBY = None
+        generation = len(PG_LOGS) + 1
+
+        def rebuild():
+            global STANDBY  # pylint: disable=global-statement
+            t0 = time.time()
+            try:
+                STANDBY = self.make_standby(old.data, old.port, generation)
+                f["later_standby"] = (f"new standby {STANDBY.port} in {time.time() - t0:.1f}s "
+                                      f"(rm, basebackup, start: "
+                                      + "/".join(f"{x:.1f}" for x in STANDBY.made) + ")")
+            except (HarnessError, OSError, subprocess.SubprocessError) as e:
+                self.standby_error = f"pg_failover: the new standby: {e}"
+        self.standby_thread = threading.Thread(target=rebuild, daemon=True)
+        self.standby_thread.start()
+
+    def wait_standby(self):
+        """Waits for the standby being rebuilt after a pg_failover (a restart of the primary
+        would break its pg_basebackup; the next pg_failover needs it)."""
+        if self.standby_thread is not None:
+            self.standby_thread.join(600)
+            self.standby_thread = None
+        if self.standby_error:
+            raise HarnessError(self.standby_error)
+
+    # ---- the PgBouncer faults
+
+    def observe(self, old_pid, until, every=0.1, rep=None):
+        """Polls the database every `every` s until `until` (epoch): when the old lock backend
+        was first seen gone, and when a backend other than it first held the lock. With rep
+        (the old leader), also when its /metrics said djinn_scheduler_leader 1 while another
+        backend held the lock (two_leaders: [first, last] sample)."""
+        o = {"ended": None, "lock": None, "new": None, "two_leaders": None}
+        while True:
+            rows = psql_try(f"SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = "
+                            f"{old_pid}), ({LOCK_SQL})", timeout=5)
+            now = time.time()
+            if rows:
+                alive, holder = rows[0][0], rows[0][1] if len(rows[0]) > 1 else ""
+                if o["ended"] is None and alive == "0":
+                    o["ended"] = now
+                if holder and int(holder.split(" ", 1)[0]) != old_pid:
+                    if o["lock"] is None:
+                        pid, role = holder.split(" ", 1)
+                        o["lock"] = now
+                        o["new"] = (int(pid), role.replace("chaos_", ""))
+                    if rep is not None and rep.metric("djinn_scheduler_leader", 0.3) == 1:
+                        t = time.time()
+                        o["two_leaders"] = [(o["two_leaders"] or [t])[0], t]
+            if now >= until:
+                return o
+            time.sleep(min(every, max(0.0, until - now)))
+
+    def server_ended(self, pid, pglog_offset):
+        """(time, why) of the FATAL line of backend pid in the PostgreSQL log after the offset
+        (the server ending the session: idle-session timeout...), or (None, None)."""
+        with open(PG.log, "r", encoding="utf-8", errors="replace") as fh:
+            fh.seek(pglog_offset)
+            for line in fh:
+                m = PG_ANY.match(line)
+                if m and int(m.group(2)) == pid and m.group(4) == "FATAL":
+                    t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+                        tzinfo=dt.timezone.utc).timestamp()
+                    return t, m.group(5).replace("terminating connection due to ", "")
+        return None, None
+
+    def first_log(self, rep, offset, text, wait=0.0):
+        """Time (epoch, from the replica's own log) of its first line containing text after
+        offset, waiting up to `wait` s for it; None if there is none."""
+        deadline = time.time() + wait
+        while True:
+            with open(rep.log_path, "r", encoding="utf-8", errors="replace") as fh:
+                fh.seek(offset)
+                for line in fh:
+                    if text in line:
+                        return log_time(line)
+            if time.time() >= deadline:
+                return None
+            time.sleep(0.1)
+
+    def probe_login(self, result, connect_timeout=2):
+        """A new login through PgBouncer (the probe role) and one query: records in result
+        (a dict) whether it got through and how long it took. Through a paused or suspended
+        pool it must wait."""
+        t0 = time.time()
+        env = dict(ENV, PGPASSWORD="secret", PGCONNECT_TIMEOUT=str(connect_timeout))
+        try:
+            p = subprocess.run(["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p",
+                                str(self.bouncer.port), "-U", PROBE_ROLE, "-d", DB, "-c",
+                                "SELECT 'probe'"], capture_output=True, text=True,
+                               timeout=connect_timeout + 30, env=env, check=False)
+            result["ok"] = p.returncode == 0 and p.stdout.strip() == "probe"
+            result["out"] = (p.stdout + p.stderr).strip()
+        except subprocess.TimeoutExpired:
+            result["ok"], result["out"] = False, "psql did not return"
+        result["start"], result["end"] = t0, time.time()
+
+    def pgbouncer_restart(self, rep, old_pid, f, t_inject):
+        """Kills PgBouncer (SIGKILL: a crash; or SIGTERM: its immediate shutdown) and starts it
+        again on the same port after a seeded pause. Every session through it dies with it:
+        the leader behind it must step down and a replica (the direct one, while PgBouncer is
+        down) must lead."""
+        how = self.rng.choice(("SIGKILL", "SIGTERM"))
+        down = self.rng.uniform(0.5, 2.5)
+        f["param"] = f"{how}, started again after {down:.1f}s"
+        offset = os.path.getsize(rep.log_path)
+        pooled_before = {n: self.sessions_of(f"chaos_{n}") or set() for n in POOLED}
+        self.bouncer.kill(signal.SIGKILL if how == "SIGKILL" else signal.SIGTERM)
+        o = self.observe(old_pid, t_inject + down)
+        try:
+            self.bouncer.start()
+        except pooler.PoolerError as e:
+            raise HarnessError(f"pgbouncer_restart: {e}") from e
+        t_back = time.time()
+        if o["new"] is None:
+            new = self.wait_leader(old_pid, 30)
+            if new is not None:
+                o["lock"], o["new"] = time.time(), new
+        if o["ended"] is None:
+            o2 = self.observe(old_pid, time.time())
+            o["ended"] = o2["ended"]
+        rejoin = self.wait_connected(POOLED, 30, since=pooled_before)
+        lost = self.first_log(rep, offset, "leadership lost", wait=5)
+        if o["new"] is None:
+            self.violation(f"pgbouncer_restart: no new leader within 30 s of PgBouncer's restart")
+            f["after"] = "NONE"
+        else:
+            f["after"] = o["new"][1]
+            f["failover_s"] = o["lock"] - t_inject
+        if o["ended"] is None:
+            self.violation(f"pgbouncer_restart: the leader's server session {old_pid} outlived "
+                           f"PgBouncer")
+        if lost is None:
+            self.violation(f"pgbouncer_restart: replica {rep.name} (the leader behind PgBouncer) "
+                           f"did not log 'leadership lost'")
+        if rejoin is None:
+            self.violation(f"pgbouncer_restart: replicas {', '.join(POOLED)} not connected "
+                           f"through PgBouncer 30 s after it was back")
+        self.isolations.append({"kind": "pgbouncer_restart", "name": rep.name, "role": rep.role,
+                                "old_pid": old_pid, "t": t_inject, "ended": o["ended"],
+                                "lock_at": o["lock"], "back": t_back,
+                                "lost": lost, "check": time.time(), "fault": f})
+        f["note"] = "; ".join(([f["note"]] if f["note"] else []) + [
+            f"its server session gone {fmt_s(o['ended'] and o['ended'] - t_inject)} after",
+            f"{rep.name} stepped down {fmt_s(lost and lost - t_inject)} after",
+            f"{', '.join(POOLED)} reconnected through it {fmt_s(rejoin)} after it was back "
+            f"({fmt_s(t_back - t_inject)})"])
+
+    def pgbouncer_hold(self, kind, rep, old_pid, f, t_inject):
+        """PAUSE or SUSPEND on PgBouncer's admin console for a seeded time, shorter or longer
+        than lock_timeout (alternately, from a seeded start), then RESUME.
+
+        PAUSE, in session pooling, leaves the sessions linked to a server connection alone (the
+        command waits until their clients disconnect, which the replicas never do); only new
+        logins wait. The leader behind it must keep its lock and keep dispatching. SUSPEND
+        stops all socket traffic: the leader's queries wait in PgBouncer while its server
+        session, idle, is ended by the server at lock_timeout; the direct replica must lead, and
+        the suspended leader must commit nothing once its session ended (check_isolations)."""
+        command = "PAUSE" if kind == "pgbouncer_pause" else "SUSPEND"
+        alt = self.kind_count.get(kind + ":longer")
+        longer = self.rng.random() < 0.5 if alt is None else not alt
+        self.kind_count[kind + ":longer"] = longer
+        if longer and command == "SUSPEND":
+            # Long enough for the server to end the idle session (lock_timeout after its last
+            # statement) and for the direct standby to take the lock (a retry_interval later).
+            hold = LOCK_TIMEOUT_S * self.rng.uniform(1.25, 1.6)
+        elif longer:
+            hold = LOCK_TIMEOUT_S * self.rng.uniform(1.05, 1.3)
+        else:
+            # The server ends a session lock_timeout after its last statement, which comes up to
+            # a heartbeat interval (lock_timeout/4) and a Redis ping (lock_timeout/8) before the
+            # fault: below 0.55 x lock_timeout the leader's session survives.
+            hold = LOCK_TIMEOUT_S * self.rng.uniform(0.3, 0.55)
+        f["param"] = (f"{command} {hold:.1f}s ({'longer' if longer else 'shorter'} than "
+                      f"lock_timeout {LOCK_TIMEOUT_S}s)")
+        offset = os.path.getsize(rep.log_path)
+        pglog_offset = os.path.getsize(PG.log)
+        bouncer_log = self.bouncer.log_size()
+        adm = pooler.AdminSession(self.bouncer)
+        adm.send(command)
+        if command == "SUSPEND":
+            self.bouncer_admin = adm
+            r = adm.wait(5)
+            if r is None or r[1] != "SUSPEND":
+                raise HarnessError(f"pgbouncer SUSPEND: {r and r[1] or 'no reply within 5 s'}")
+        else:
+            self.bouncer_paused = True
+        t_held = time.time()
+        probe = {}
+        time.sleep(0.2)
+        prober = threading.Thread(target=self.probe_login, args=(probe,), daemon=True)
+        prober.start()
+        o = self.observe(old_pid, t_held + hold, rep=rep)
+        pending = adm.replies.empty() if command == "PAUSE" else None
+        if command == "PAUSE":
+            # A PAUSE still waiting holds its session: RESUME on another one.
+            ok, out = self.bouncer.admin("RESUME")
+        else:
+            adm.send("RESUME")
+            r = adm.wait(5)
+            ok, out = (r is not None and r[1] == "RESUME"), (r[1] if r else "no reply")
+        t_resume = time.time()
+        if not ok:
+            raise HarnessError(f"pgbouncer RESUME after {command}: {out}")
+        self.bouncer_paused, self.bouncer_admin = False, None
+        # A PAUSE that was still waiting: does RESUME answer it?
+        reply = adm.wait(0.5 if pending else 3)
+        adm.close(wait=0.5)
+        prober.join(10)
+        ended_log, ended_how = self.server_ended(old_pid, pglog_offset)
+        ended = ended_log or o["ended"]
+        lost = None
+        if ended is not None:
+            lost = self.first_log(rep, offset, "leadership lost", wait=10)
+            if lost is None:
+                self.violation(f"{kind}: replica {rep.name}'s session ended during the "
+                               f"{command} but it did not log 'leadership lost' within 10 s "
+                               f"of RESUME")
+        # Every pooled replica has a session again (after a SUSPEND longer than lock_timeout,
+        # new ones: the server ended the idle ones).
+        rejoin = self.wait_connected(POOLED, 20)
+        if o["new"] is None:
+            o2 = self.observe(old_pid, time.time())
+            o["new"], o["lock"] = o2["new"], o2["lock"]
+        if o["new"] is not None:
+            f["after"], f["failover_s"] = o["new"][1], o["lock"] - t_inject
+        else:
+            f["after"] = rep.name
+        if ended is not None:
+            time.sleep(1.0)  # its next lock attempt: by now it knows whether it leads
+        h = self.lock_holder()
+        leader_metric = rep.metric("djinn_scheduler_leader")
+        if leader_metric == 1 and (h is None or h[1] != rep.name):
+            self.violation(f"{kind}: replica {rep.name} reports itself leader after RESUME "
+                           f"while {h} holds the lock")
+        new_server_conns = self.bouncer.log_since(bouncer_log).count("new connection to server")
+        iso = {"kind": kind, "name": rep.name, "role": rep.role, "old_pid": old_pid,
+               "t": t_inject, "held": t_held, "resume": t_resume, "hold": hold,
+               "lock_at": o["lock"],
+               "longer": longer, "ended": ended, "lost": lost, "check": time.time(), "fault": f}
+        self.isolations.append(iso)
+        got_through = probe.get("ok") and probe.get("end", 0) < t_resume
+        if got_through:
+            self.violation(f"{kind}: a new login through PgBouncer got through "
+                           f"{probe['end'] - t_held:.2f}s into the {command}: it was not in "
+                           f"effect")
+        notes = []
+        if command == "PAUSE":
+            if ended is not None or o["new"] is not None:
+                self.violation(f"pgbouncer_pause: the leader {rep.name} lost its session or its "
+                               f"lock during a PAUSE in session pooling (session ended "
+                               f"{fmt_s(ended and ended - t_inject)}, lock to {o['new']})")
+            notes.append(("leader kept its session and lock" if ended is None and o["new"] is None
+                          else "leader LOST its session or lock") + "; PAUSE "
+                         + ("still waiting at RESUME" if pending else "returned during the hold")
+                         + (f" (reply {reply[1]!r} {reply[0] - t_resume:+.2f}s after RESUME)"
+                            if reply else ", never answered"))
+        else:
+            if longer:
+                if ended is None:
+                    self.violation(f"pgbouncer_suspend: the server did not end replica "
+                                   f"{rep.name}'s session {old_pid} during a {hold:.1f}s "
+                                   f"SUSPEND (lock_timeout {LOCK_TIMEOUT_S}s)")
+                elif ended - t_held > LOCK_TIMEOUT_S + 1.0:
+                    self.violation(f"pgbouncer_suspend: the server ended replica {rep.name}'s "
+                                   f"session {ended - t_held:.2f}s into the SUSPEND, more than "
+                                   f"lock_timeout {LOCK_TIMEOUT_S}s (+1 s)")
+                if o["new"] is None:
+                    self.violation(f"pgbouncer_suspend: no replica took the lock during a "
+                                   f"{hold:.1f}s SUSPEND (the direct one should)")
+                elif o["new"][1] in POOLED:
+                    self.violation(f"pgbouncer_suspend: replica {o['new'][1]}, behind the "
+                                   f"suspended PgBouncer, took the lock during the SUSPEND")
+            notes.append(("server ended its session "
+                          f"{fmt_s(ended - t_held)} into it ({ended_how or 'poll'})")
+                         if ended else "its session survived")
+            if lost:
+                notes.append(f"{rep.name} stepped down {lost - t_resume:+.2f}s after RESUME "
+                             f"({lost - t_held:.2f}s into the SUSPEND)")
+            if o["two_leaders"]:
+                two = o["two_leaders"]
+                iso["two_leaders"] = (two[0] - t_held, two[1] - t_held)
+                notes.append(f"{rep.name}'s /metrics said leader while {o['new'][1]} held the "
+                             f"lock, from {two[0] - t_held:.2f}s to {two[1] - t_held:.2f}s into "
+                             f"it")
+        iso["probe_wait"] = probe.get("end", t_resume) - probe.get("start", t_held)
+        notes.append(f"new login waited {iso['probe_wait']:.1f}s "
+                     f"({'got through after RESUME' if probe.get('ok') else 'timed out'})")
+        notes.append(f"{new_server_conns} new server connection(s) during it and after")
+        notes.append(f"{', '.join(POOLED)} connected {fmt_s(rejoin)} after RESUME"
+                     if rejoin is not None else "pooled replicas NOT reconnected")
+        f["note"] = "; ".join(([f["note"]] if f["note"] else []) + notes)
 
     def note_failover(self, f, new, t_inject):
         if new is None:
@@ -1167,7 +1733,7 @@ LIMIT 10""")
                 v.append(f"FENCING: backend {fz['old_pid']} of frozen replica {fz['name']} "
                          f"wrote after it was frozen: {frozen[0][2][:200]}")
 
-        self.check_partitions(out, writes)
+        self.check_fencing(out, writes)
 
         # Exactly one leader at the end, seen the same by the replicas and the database.
         leaders = [n for n, rep in self.replicas.items() if rep.alive()
@@ -1182,14 +1748,11 @@ LIMIT 10""")
             v.append(f"fault types never injected: {sorted(missing)}")
         return out
 
-    def check_partitions(self, out, writes):
-        """Fencing of the partitioned leaders, from the database: no build committed by the
-        partitioned replica from the cut until it was seen back as a standby (its old backend
-        is gone by then: checked during the cut), no write statement of it reached the server
-        while the link was cut; and the time from the cut to the standby's first committed
-        build. Who wrote a build comes from the statement log (pg_build_writers), when it
-        committed from its commit timestamp (track_commit_timestamp)."""
-        if not self.partitions:
+    def check_fencing(self, out, writes):
+        """Who committed which build, and when: from the statement log (pg_build_writers) and
+        the commit timestamps (track_commit_timestamp). Every build must be attributed, else
+        the fencing checks of the partitions and the PgBouncer faults would check nothing."""
+        if not self.partitions and not self.isolations:
             return
         v = self.violations
         writers = pg_build_writers()
@@ -1205,12 +1768,80 @@ LIMIT 10""")
         commits.sort()
         out["builds_attributed"] = len(commits) - len(unattributed)
         if no_ts:
-            v.append(f"{no_ts} build(s) without a commit timestamp: the partitioned replica's "
-                     f"commits are unchecked")
+            v.append(f"{no_ts} build(s) without a commit timestamp: the fencing of the "
+                     f"partitioned and PgBouncer-isolated leaders is unchecked")
         if unattributed or not commits:
             v.append(f"{len(unattributed)} of {len(commits)} build(s) not attributed to a backend "
                      f"by the PostgreSQL log (first ids {sorted(unattributed)[:10]}): the "
-                     f"partitioned replica's commits are unchecked")
+                     f"fencing of the partitioned and PgBouncer-isolated leaders is unchecked")
+        self.check_partitions(out, writes, writers, commits)
+        self.check_isolations(out, writes, writers, commits)
+
+    def check_isolations(self, out, writes, writers, commits):
+        """The leaders cut off by a PgBouncer fault. Once the server ended a leader's session
+        (PgBouncer killed: at once; SUSPEND longer than lock_timeout: by idle_session_timeout),
+        it holds no lock: no build written by that backend may commit after it (+ CUT_GRACE_S),
+        and no build or write statement of its role may reach the server until it has logged
+        'leadership lost' (only then may it compete, and commit, again). A PAUSE leaves the
+        leader's session alone: it must have dispatched during it."""
+        v = self.violations
+
+        def by(b, pred):
+            return any(pred(r, pid) for r, pid in writers.get(b, ()))
+
+        for iso in self.isolations:
+            role, old, at = iso["role"], iso["old_pid"], iso["fault"]["t"]
+            if iso["kind"] == "pgbouncer_pause":
+                during = [ts for ts, b in commits if iso["held"] <= ts <= iso["resume"]
+                          and by(b, lambda r, pid: r == role and pid == old)]
+                iso["commits_during"] = len(during)
+                iso["fault"]["note"] += f"; leader committed {len(during)} build(s) during it"
+                # Crons fall due every second and the leader ticks every INTERVAL_S: a pause
+                # this long holds a tick with due crons.
+                if not during and iso["resume"] - iso["held"] >= INTERVAL_S + 1.5:
+                    v.append(f"{iso['kind']} at {at:.1f}s: leader {iso['name']} committed "
+                             f"nothing during the {iso['resume'] - iso['held']:.1f}s PAUSE "
+                             f"(its session is untouched by PAUSE in session pooling)")
+            if iso["ended"] is None:
+                continue
+            start = iso["ended"] + CUT_GRACE_S
+            end = iso["lost"] if iso["lost"] is not None else iso["check"]
+            late = [(ts, b) for ts, b in commits if ts > start
+                    and by(b, lambda r, pid: r == role and pid == old)]
+            early = [(ts, b) for ts, b in commits if start < ts <= end
+                     and by(b, lambda r, pid: r == role)]
+            stmts = [w for w in writes if w[1] == role and start < w[0] <= end]
+            iso["commits_after"] = len({b for _, b in late + early})
+            iso["writes_after"] = len(stmts)
+            if late:
+                v.append(f"FENCING: {iso['kind']} at {at:.1f}s: backend {old} of replica "
+                         f"{iso['name']} committed {len(late)} build(s) after the server ended "
+                         f"its session, the first (build {late[0][1]}) "
+                         f"{late[0][0] - iso['ended']:.2f}s after")
+            if early:
+                v.append(f"FENCING: {iso['kind']} at {at:.1f}s: replica {iso['name']} committed "
+                         f"{len(early)} build(s) after its session ended and before it stepped "
+                         f"down, the first (build {early[0][1]}) "
+                         f"{early[0][0] - iso['ended']:.2f}s after the end")
+            if stmts:
+                v.append(f"FENCING: {iso['kind']} at {at:.1f}s: {len(stmts)} write "
+                         f"statement(s) of replica {iso['name']} reached the server after its "
+                         f"session ended and before it stepped down, e.g. "
+                         f"{stmts[0][0] - iso['ended']:.2f}s after: {stmts[0][2][:120]}")
+            mine = [ts for ts, b in commits if ts <= start
+                    and by(b, lambda r, pid: r == role and pid == old)]
+            iso["last_commit_s"] = (max(mine) - iso["ended"]) if mine else None
+        out["isolated_commits_after"] = sum(i.get("commits_after", 0) for i in self.isolations)
+
+    def check_partitions(self, out, writes, writers, commits):
+        """Fencing of the partitioned leaders, from the database: no build committed by the
+        partitioned replica from the cut until it was seen back as a standby (its old backend
+        is gone by then: checked during the cut), no write statement of it reached the server
+        while the link was cut; and the time from the cut to the standby's first committed
+        build."""
+        if not self.partitions:
+            return
+        v = self.violations
         for p in self.partitions:
             cut, after_cut, end = p["cut"], p["cut"] + CUT_GRACE_S, p["check"]
             role, old = p["role"], p["sessions"]
@@ -1263,8 +1894,10 @@ LIMIT 10""")
         print("|---|---|---|---|---|---|---|---|---|")
         for i, f in enumerate(self.faults, 1):
             fo = "-" if f["failover_s"] is None else f"{f['failover_s']:.2f}"
+            note = "; ".join(x for x in (f["note"], f.get("later", ""),
+                                         f.get("later_standby", "")) if x)
             print(f"| {i} | {f['t']:.1f} | {f['kind']} | {f['param']} | {f['burst']} | "
-                  f"{f['before']} | {f['after']} | {fo} | {f['note']} |")
+                  f"{f['before']} | {f['after']} | {fo} | {note} |")
         print()
         by_kind = {}
         for f in self.faults:
@@ -1307,6 +1940,28 @@ LIMIT 10""")
                     print(f"cut -> {name}: min {min(xs):.2f} / median "
                           f"{statistics.median(xs):.2f} / max {max(xs):.2f} s")
             print()
+        if self.isolations:
+            print("PgBouncer faults (replicas " + ", ".join(POOLED) + " through PgBouncer "
+                  f"{self.bouncer.port}, the others direct; times in s after the fault, for "
+                  "PAUSE/SUSPEND after the command took effect)")
+            print()
+            print("| t (s) | fault | parameter | leader before -> after | server ended its "
+                  "session | new leader | old leader stepped down | its /metrics said leader "
+                  "while another held the lock | new login waited | its commits during the "
+                  "PAUSE | its commits after its session ended |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            for i in self.isolations:
+                f = i["fault"]
+                base = i.get("held", i["t"])
+                two = i.get("two_leaders")
+                print(f"| {f['t']:.1f} | {i['kind']} | {f['param']} | {f['before']} -> "
+                      f"{f['after']} | {fmt_s(i['ended'] and i['ended'] - base)} | "
+                      f"{fmt_s(i['lock_at'] and i['lock_at'] - base)} | "
+                      f"{fmt_s(i['lost'] and i['lost'] - base)} | "
+                      f"{f'{two[0]:.2f}-{two[1]:.2f}' if two else '-'} | "
+                      f"{fmt_s(i.get('probe_wait'))} | {i.get('commits_during', '-')} | "
+                      f"{i.get('commits_after', '-')} |")
+            print()
         print("| outcome | value |")
         print("|---|---|")
         rows = [
@@ -1328,6 +1983,8 @@ LIMIT 10""")
             ("commits by a partitioned leader after the cut",
              sum(p.get("commits_after", 0) for p in self.partitions) if self.partitions
              else "-"),
+            ("commits by a PgBouncer-isolated leader after its session ended",
+             out.get("isolated_commits_after", "-") if self.isolations else "-"),
             ("builds attributed to a backend (statement log)",
              out.get("builds_attributed", "-")),
             ("write statements logged by the replicas", out.get("writes_logged")),
@@ -1347,9 +2004,31 @@ LIMIT 10""")
                     log("link of the partitioned replica restored")
             except (net.NetError, OSError, subprocess.SubprocessError) as e:
                 log(f"HARNESS ERROR: cannot restore the link: {e}")
+        if self.bouncer is not None:
+            # A suspended or paused PgBouncer would hold the replicas' drain: resume it first.
+            try:
+                if self.bouncer_admin is not None:
+                    self.bouncer_admin.send("RESUME")
+                    self.bouncer_admin.wait(5)
+                    self.bouncer_admin.close()
+                    log("PgBouncer resumed")
+                if self.bouncer_paused:
+                    self.bouncer.admin("RESUME")
+                    log("PgBouncer resumed")
+            except OSError as e:
+                log(f"HARNESS ERROR: cannot resume PgBouncer: {e}")
         for r in self.replicas.values():
             r.stop()
+        if self.bouncer is not None:
+            self.bouncer.stop()
         self.redis.stop()
+        if self.standby_thread is not None:
+            self.standby_thread.join(120)
+        # The clusters the harness made (standbys, a promoted one); the one in PGDATA is
+        # services.sh's to stop.
+        for c in {PG.data: PG, **({STANDBY.data: STANDBY} if STANDBY else {})}.values():
+            if c.data != PGDATA and c.running():
+                c.pg_ctl("-m", "immediate", "stop", timeout=60)
 
 
 def scan_keys(r, pattern):
@@ -1447,6 +2126,14 @@ def decode_message(msg, job_id):
     return host, build
 
 
+def pg_log_lines():
+    """The lines of every cluster's log, oldest cluster first (after a pg_failover the
+    statements of the old primary are in its log, those of the promoted standby in its own)."""
+    for path in PG_LOGS:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            yield from f
+
+
 PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\S*) "
                      r"LOG:  ((?:statement|execute [^:]*): .*)$")
 
@@ -1454,14 +2141,13 @@ PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (\
 def pg_writes():
     """(time, role, statement, backend pid) of every logged write statement."""
     out = []
-    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = PG_LINE.match(line)
-            if not m:
-                continue
-            t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
-                tzinfo=dt.timezone.utc).timestamp()
-            out.append((t, m.group(3), m.group(4), int(m.group(2))))
+    for line in pg_log_lines():
+        m = PG_LINE.match(line)
+        if not m:
+            continue
+        t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
+            tzinfo=dt.timezone.utc).timestamp()
+        out.append((t, m.group(3), m.group(4), int(m.group(2))))
     return out
 
 
@@ -1478,24 +2164,23 @@ def pg_build_writers():
     twice; a statement whose transaction did not commit logs ids that never became builds)."""
     writers = {}
     cur = None  # [pid, role, text] of the latest LOG line of a statement, continued
-    with open(os.path.join(RUNDIR, "postgres.log"), "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = PG_ANY.match(line)
-            if m is None:
-                if cur is not None and line.startswith("\t") and len(cur[2]) < 400:
-                    cur[2] += line
-                continue
-            pid, role, level, rest = int(m.group(2)), m.group(3), m.group(4), m.group(5)
-            if level == "LOG" and (rest.startswith("execute ") or rest.startswith("statement: ")):
-                cur = [pid, role, rest.split(": ", 1)[1] if ": " in rest else rest]
-                continue
-            if level == "DETAIL" and cur is not None and cur[0] == pid \
-                    and INSERT_BUILDS.search(cur[2]):
-                pm = FIRST_PARAM.match(rest)
-                if pm and pm.group(1):
-                    for x in pm.group(1).split(","):
-                        writers.setdefault(int(x), set()).add((role, pid))
-            cur = None
+    for line in pg_log_lines():
+        m = PG_ANY.match(line)
+        if m is None:
+            if cur is not None and line.startswith("\t") and len(cur[2]) < 400:
+                cur[2] += line
+            continue
+        pid, role, level, rest = int(m.group(2)), m.group(3), m.group(4), m.group(5)
+        if level == "LOG" and (rest.startswith("execute ") or rest.startswith("statement: ")):
+            cur = [pid, role, rest.split(": ", 1)[1] if ": " in rest else rest]
+            continue
+        if level == "DETAIL" and cur is not None and cur[0] == pid \
+                and INSERT_BUILDS.search(cur[2]):
+            pm = FIRST_PARAM.match(rest)
+            if pm and pm.group(1):
+                for x in pm.group(1).split(","):
+                    writers.setdefault(int(x), set()).add((role, pid))
+        cur = None
     return writers
 
 
@@ -1507,14 +2192,36 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--faults", default="",
                     help=f"comma-separated fault types (default: all of {', '.join(ALL_FAULTS)})")
+    ap.add_argument("--direct", action="store_true",
+                    help="every replica connects to PostgreSQL directly: no PgBouncer (and none "
+                         "of its faults)")
     args = ap.parse_args()
-    global FAULTS  # pylint: disable=global-statement
+    global FAULTS, POOLED, POOLER_SKIP, FAILOVER_SKIP  # pylint: disable=global-statement
     wanted = [k.strip() for k in args.faults.split(",") if k.strip()] or list(ALL_FAULTS)
     unknown = sorted(set(wanted) - set(ALL_FAULTS))
     if unknown:
         print(f"chaos: unknown fault type(s) {unknown}; known: {', '.join(ALL_FAULTS)}",
               file=sys.stderr)
         return 2
+    POOLER_SKIP = "--direct given" if args.direct else (pooler.skip_reason() or "")
+    if POOLER_SKIP:
+        asked = sorted(set(wanted) & set(POOLER_FAULTS))
+        if asked and args.faults:
+            print(f"chaos: the fault(s) {', '.join(asked)} were asked for but cannot run: "
+                  f"{POOLER_SKIP}", file=sys.stderr)
+            return 2
+        wanted = [k for k in wanted if k not in POOLER_FAULTS]
+    else:
+        POOLED = ("a", "b")
+    for tool in ("pg_basebackup", "pg_controldata"):
+        if not os.access(os.path.join(PGBIN, tool), os.X_OK):
+            FAILOVER_SKIP = f"{os.path.join(PGBIN, tool)} not found"
+    if FAILOVER_SKIP:
+        if "pg_failover" in wanted and args.faults:
+            print(f"chaos: the pg_failover fault was asked for but cannot run: {FAILOVER_SKIP}",
+                  file=sys.stderr)
+            return 2
+        wanted = [k for k in wanted if k != "pg_failover"]
     if "partition" in wanted and PARTITION_SKIP:
         if args.faults:
             print(f"chaos: the partition fault was asked for but cannot run: {PARTITION_SKIP}",
@@ -1532,6 +2239,9 @@ def main():
         f"{RUNDIR}")
     if PARTITION_SKIP and "partition" not in FAULTS:
         log(f"the partition fault is SKIPPED: {PARTITION_SKIP}")
+    if POOLER_SKIP:
+        log(f"no PgBouncer, every replica connects directly; the PgBouncer faults are SKIPPED: "
+            f"{POOLER_SKIP}")
     chaos = Chaos(args)
     workload = Workload(random.Random(args.seed * 7919 + 1))
     out = {}
@@ -1540,6 +2250,8 @@ def main():
         chaos.setup()
         workload.start()
         chaos.run(workload)
+        chaos.join_measurements()
+        chaos.wait_standby()
         log("stopping the workload and the faults; letting the fleet settle")
         workload.stop_flag.set()
         workload.join(30)
@@ -1574,7 +2286,8 @@ def main():
     print(f"PASSED: {out.get('due')} due (cron, time) pairs -> {out.get('builds')} builds, "
           f"{out.get('jobs')} jobs; 0 lost, 0 duplicated; {len(chaos.faults)} faults"
           + (f"; partition: cut -> standby's first dispatch {firsts}" if firsts else
-             "; partition fault skipped: " + PARTITION_SKIP if PARTITION_SKIP else ""))
+             "; partition fault skipped: " + PARTITION_SKIP if PARTITION_SKIP else "")
+          + ("; PgBouncer faults skipped: " + POOLER_SKIP if POOLER_SKIP else ""))
     return 0
 
 

@@ -66,9 +66,11 @@ trap net_down EXIT
 while IFS='=' read -r key value; do
     [ -n "$key" ] && export "$key=$value"
 done < <(python3 "$partition" up "$net_tag")
+# Commit timestamps: for the partition and PgBouncer faults the harness checks when each build
+# committed, and by whom.
+export DJINN_TEST_PGOPTS="${DJINN_TEST_PGOPTS:-} -c track_commit_timestamp=on"
 if [ -n "${DJINN_CHAOS_NETNS:-}" ]; then
-    # Commit timestamps: the harness checks when each build committed, and by whom.
-    export DJINN_TEST_PGOPTS="${DJINN_TEST_PGOPTS:-} -c listen_addresses=127.0.0.1,$DJINN_CHAOS_NET_HOST_ADDR -c track_commit_timestamp=on"
+    export DJINN_TEST_PGOPTS="$DJINN_TEST_PGOPTS -c listen_addresses=127.0.0.1,$DJINN_CHAOS_NET_HOST_ADDR"
 else
     echo "chaos: the partition fault is skipped: ${DJINN_CHAOS_PARTITION_SKIP:-no network namespace}" >&2
 fi
@@ -87,6 +89,24 @@ cleanup() {
     local rc=$?
     set +e  # a failed step must not cut the cleanup short (nor `(exit $rc)` end it)
     net_down
+    # The harness stops its PgBouncer itself; if the harness was killed, the pid in the pidfile
+    # of our run directory is ours (checked by its command line).
+    local pidfile=$DJINN_TEST_RUNDIR/pgbouncer/pgbouncer.pid pid
+    if [ -f "$pidfile" ]; then
+        pid=$(cat "$pidfile" 2>/dev/null)
+        if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+                grep -qF "$DJINN_TEST_RUNDIR/pgbouncer/pgbouncer.ini"; then
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    fi
+    # The standbys the pg_failover fault made (pgdata-2, or pgdata itself once rebuilt: that
+    # one services_stop stops).
+    local d
+    for d in "$DJINN_TEST_RUNDIR"/pgdata-*; do
+        if [ -f "$d/postmaster.pid" ]; then
+            as_postgres "$DJINN_TEST_PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1
+        fi
+    done
     (exit "$rc")
     services_stop
 }
