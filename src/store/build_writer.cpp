@@ -296,7 +296,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
                 build.add(w.build_id);
                 name.add_text(k == 0 ? manifest::setup_stage_name(w.number) : st.name);
                 fail.add(st.can_fail);
-                add_ts(created, w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1));
+                add_ts(created,
+                       w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1));
             }
         }
         sql.prepared("djinn_insert_stages", kInsertStages, id.str(), build.str(), name.str(),
@@ -314,8 +315,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
                 stage.add(ids.stages.at(stage_base[i] + job.stage_index));
                 name.add_text(job.name);
                 commands.add_text(job.commands);
-                add_ts(created, 
-                    w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j)));
+                add_ts(created,
+                       w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j)));
             }
         }
         sql.prepared("djinn_insert_jobs", kInsertJobs, id.str(), build.str(), stage.str(),
