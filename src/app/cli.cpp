@@ -33,8 +33,12 @@ std::string platform() {
 // times a second. glibc's defaults hand such blocks back to the kernel on free (mmap above a
 // moving threshold, heap trimming) and page-fault them in again for the next batch; keep them.
 // The peak resident size is the batch's working set either way; only what stays between batches
-// changes.
+// changes. One arena for every thread: the planner and enqueue threads otherwise keep arenas of
+// their own, each holding its own high-water mark (a 20,000-cron -once peaked at 32.8 MB RSS
+// with glibc's default arenas, 29.3 MB with one; the threads' small blocks come from their
+// tcaches, so the shared arena's lock is rarely taken).
 void keep_batch_memory() {
+    (void)mallopt(M_ARENA_MAX, 1);
     (void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
     (void)mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 }
