@@ -76,7 +76,7 @@ std::string Recovery::watermark_key(const std::string& database, std::int64_t oi
 }
 
 queue::RedisMemoryInfo Recovery::watch_eviction() {
-    const queue::RedisMemoryInfo info = queue_.memory_info();
+    queue::RedisMemoryInfo info = queue_.memory_info();
     if (!info.ok)
         return info;  // INFO not allowed (a managed Redis may rename it): nothing to watch
     const bool allkeys = info.policy.rfind("allkeys", 0) == 0;

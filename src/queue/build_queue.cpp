@@ -521,6 +521,7 @@ struct BuildQueue::Impl {
         const SigpipeGuard sigpipe_guard;
         try {
             std::vector<std::string> data_keys;
+            data_keys.reserve(drivers.size());
             for (const auto& d : drivers) {
                 data_keys.push_back(queue_name(d) + ":data");
             }
