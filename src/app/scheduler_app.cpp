@@ -57,6 +57,7 @@ dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry
     dispatch::DispatcherOptions o;
     o.batch_size = c.batch_size;
     o.dry_run = dry_run;
+    o.keepalive = c.leader.lock_timeout / 4;
     return o;
 }
 

@@ -1,10 +1,14 @@
 #include "common/failpoints.hpp"
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "common/fatal.hpp"
@@ -42,6 +46,17 @@ std::function<void()> action_named(std::string_view action, const std::string& w
         return [where] { invariant_failed("false", "failpoint " + where, __FILE__, __LINE__); };
     if (action == "kill")
         return [] { std::raise(SIGKILL); };  // as `kill -9` would, right here
+    if (action.substr(0, 5) == "pause" && action.size() > 5 &&
+        action.find_first_not_of("0123456789", 5) == std::string_view::npos &&
+        action.size() <= 11) {
+        // A window for the test to act in (freeze Redis, say), announced on stderr first.
+        const long ms = std::stol(std::string(action.substr(5)));
+        return [where, ms] {
+            std::fprintf(stderr, "failpoint %s: pausing %ld ms\n", where.c_str(), ms);
+            std::fflush(stderr);
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        };
+    }
     return {};
 }
 

@@ -10,6 +10,8 @@
 //   logic_error runtime_error bad_alloc int   throw that (int: a non-std exception)
 //   invariant                                 a broken invariant (fatal: log, pidfile, abort)
 //   kill                                      SIGKILL to itself: a crash at exactly that place
+//   pause<ms>                                 sleep that long, announced on stderr first
+//                                             ("failpoint <name>: pausing <ms> ms")
 // and count is how many hits fire (default: every hit). Tests in-process use arm().
 //
 // Thread safety: hit() from any thread; configure()/arm()/clear() while no hit() runs (tests

@@ -138,6 +138,15 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
     return report;
 }
 
+void Dispatcher::keep_alive_until(store::PgConnection& conn,
+                                  const std::function<bool(std::chrono::milliseconds)>& ready) {
+    // Not a beat of liveness: a plan or an enqueue that never ends must still show.
+    while (!ready(options_.keepalive)) {
+        if (!conn.broken())
+            (void)conn.ping();  // a failure marks the session broken; the next statement reports it
+    }
+}
+
 void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>& stop,
                              Progress* progress, PassReport& report, std::string& stage) {
     // A committed batch is enqueued on its own thread while the next batch is taken and written:
@@ -156,6 +165,9 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
             return true;
         InFlight f = std::move(*flight);
         flight.reset();
+        keep_alive_until(conn, [&](std::chrono::milliseconds d) {
+            return f.result.wait_for(d) == std::future_status::ready;
+        });
         Enqueuer::Result e = f.result.get();  // rethrows what the enqueue thread threw
         report.enqueued += e.enqueued;
         for (std::size_t i = 0; i < f.builds.size(); ++i) {
@@ -197,7 +209,12 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         for (const auto& c : first)
             ids.push_back(c.id);
         stage = "planning batch 1";
-        plans = planner_.plan(first);
+        // On a thread of its own, so that this one keeps the idle session alive meanwhile.
+        auto planned = std::async(std::launch::async, [&] { return planner_.plan(first); });
+        keep_alive_until(conn, [&](std::chrono::milliseconds d) {
+            return planned.wait_for(d) == std::future_status::ready;
+        });
+        plans = planned.get();
     }
 
     std::vector<std::int64_t> exclude;  // never offered again in this pass
@@ -303,6 +320,8 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
                 });
         }
         stage = "planning batch " + std::to_string(report.batches + 1);
+        keep_alive_until(conn,
+                         [&](std::chrono::milliseconds d) { return planner_.ahead_ready(d); });
         plans = planner_.take_ahead();
         ids.clear();
         for (const auto& c : again)

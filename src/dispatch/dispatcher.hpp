@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -69,6 +70,10 @@ struct DispatcherOptions {
     std::chrono::hours recovery_window{24 * 7};
     Enqueuer::Options enqueue;
     std::size_t planner_threads = Planner::default_threads();
+    // While a pass waits between transactions (a plan, an enqueue) longer than this, the session
+    // is pinged: the server ends a session idle for idle_session_timeout (= lock_timeout), and a
+    // leader's lock with it. lock_timeout/4, as the heartbeat.
+    std::chrono::milliseconds keepalive{2500};
 };
 
 class Dispatcher {
@@ -87,6 +92,9 @@ class Dispatcher {
     bool recovery_needed() const { return recovery_needed_; }
 
   private:
+    // Waits until `ready(wait)` says so, pinging `conn` between waits of options_.keepalive.
+    void keep_alive_until(store::PgConnection& conn,
+                          const std::function<bool(std::chrono::milliseconds)>& ready);
     void run_batches(store::PgConnection& conn, const std::atomic<bool>& stop, Progress* progress,
                      PassReport& report, std::string& stage);
     // A recovery sweep; false (with the report filled in) when it failed. `at_start`: the pass

@@ -136,6 +136,10 @@ store::PlannedManifests Planner::take_ahead() {
     return ahead_.get();
 }
 
+bool Planner::ahead_ready(std::chrono::milliseconds wait) const {
+    return !ahead_.valid() || ahead_.wait_for(wait) == std::future_status::ready;
+}
+
 void Planner::discard() {
     if (ahead_.valid())
         ahead_.wait();

@@ -13,6 +13,7 @@
 //
 // Thread safety: one owner thread calls every method; the pool's threads share nothing but the
 // input and their own output slots. Failure: none (see above).
+#include <chrono>
 #include <cstddef>
 #include <future>
 #include <set>
@@ -36,6 +37,8 @@ class Planner {
     void plan_ahead(std::vector<store::Candidate> candidates);
     // The plans of the last plan_ahead() (waiting for them); empty if none was started.
     store::PlannedManifests take_ahead();
+    // Whether the last plan_ahead() is done (or none was started), waiting at most `wait`.
+    bool ahead_ready(std::chrono::milliseconds wait) const;
     // Waits for and forgets a plan_ahead() nobody will take.
     void discard();
 

@@ -282,4 +282,11 @@ std::variant<std::monostate, PgError> PgConnection::run(
     return std::monostate{};
 }
 
+std::variant<std::monostate, PgError> PgConnection::ping() {
+    return run([](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        tx.exec("SELECT 1");
+    });
+}
+
 }  // namespace djinn::store

@@ -80,6 +80,9 @@ class PgConnection {
     // without touching the network.
     std::variant<std::monostate, PgError> run(const std::function<void(pqxx::connection&)>& work);
 
+    // `SELECT 1` outside any transaction: keeps the session from idle_session_timeout while the
+    // caller waits for something else (a slow plan, an enqueue). Only between transactions.
+    std::variant<std::monostate, PgError> ping();
     bool broken() const { return broken_; }
     // The process id libpq was given (a pooler's own, through one).
     int backend_pid() const { return backend_pid_; }

@@ -1397,9 +1397,16 @@ class Chaos:
         adm.send(command)
         if command == "SUSPEND":
             self.bouncer_admin = adm
-            r = adm.wait(5)
+            # SUSPEND returns once every socket buffer is flushed: a client slow to read (a
+            # sanitized replica taking a large result) holds it up; the hold starts after it.
+            t_sent = time.time()
+            r = adm.wait(30)
             if r is None or r[1] != "SUSPEND":
-                raise HarnessError(f"pgbouncer SUSPEND: {r and r[1] or 'no reply within 5 s'}")
+                raise HarnessError(f"pgbouncer SUSPEND: {r and r[1] or 'no reply within 30 s'}")
+            took = time.time() - t_sent
+            if took > 1:
+                f["note"] = "; ".join(([f["note"]] if f.get("note") else []) +
+                                      [f"SUSPEND took {took:.1f}s to take effect"])
         else:
             self.bouncer_paused = True
         t_held = time.time()

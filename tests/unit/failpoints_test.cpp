@@ -51,6 +51,11 @@ TEST(Failpoints, SpecArmsActionsWithCounts) {
 TEST(Failpoints, BadSpecsAreRefusedWithTheReason) {
     EXPECT_EQ(configure("nosuch=int"), "unknown failpoint \"nosuch\"");
     EXPECT_EQ(configure("batch.take=explode"), "failpoint batch.take: unknown action \"explode\"");
+    EXPECT_EQ(configure("batch.take=pause"), "failpoint batch.take: unknown action \"pause\"");
+    EXPECT_EQ(configure("batch.take=pause1s"), "failpoint batch.take: unknown action \"pause1s\"");
+    EXPECT_EQ(configure("batch.take=pause99999999"),
+              "failpoint batch.take: unknown action \"pause99999999\"");
+    EXPECT_EQ(configure("batch.take=pause0*1"), "");
     EXPECT_EQ(configure("batch.take"), "failpoint entry \"batch.take\" is not name=action[*count]");
     EXPECT_EQ(configure("batch.take=int*x"),
               "failpoint batch.take: bad count in \"batch.take=int*x\"");
