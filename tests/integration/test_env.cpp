@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -60,6 +61,7 @@ namespace {
 // returns from the test, the process still exits normally). scripts/test.sh also runs the
 // tests under a TMPDIR of its own that it removes, for a process that dies.
 struct TempDirs {
+    std::mutex mutex;  // tests start schedulers from several threads at once
     std::vector<std::string> paths;
     ~TempDirs() {
         for (const auto& p : paths) {
@@ -82,7 +84,11 @@ std::string temp_dir() {
     if (mkdtemp(tmpl.data()) == nullptr)
         throw std::runtime_error("mkdtemp failed");
     chmod(tmpl.c_str(), 0755);
-    temp_dirs().paths.push_back(tmpl);
+    {
+        TempDirs& dirs = temp_dirs();
+        const std::lock_guard<std::mutex> lock(dirs.mutex);
+        dirs.paths.push_back(tmpl);
+    }
     return tmpl;
 }
 
