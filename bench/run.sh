@@ -239,10 +239,10 @@ if [ "$IDLE_CRONS" != 0 ]; then
 fi
 
 if [ "$LIVED" != 0 ]; then
-    [ "$IDLE_CRONS" -ge "$LIVED_BACKLOG" ] && [ "$LIVED_BACKLOG" -ge "$LIVED_BURST" ] || {
+    if [ "$IDLE_CRONS" -lt "$LIVED_BACKLOG" ] || [ "$LIVED_BACKLOG" -lt "$LIVED_BURST" ]; then
         echo "bench/run.sh: the lived scenario needs BENCH_IDLE_CRONS >= BENCH_LIVED_BACKLOG >= BENCH_LIVED_BURST" >&2
         exit 2
-    }
+    fi
     due_crons() {  # crons $1..$2 fall due now
         "${PSQL[@]}" -d "$DB" -c "UPDATE cron SET next_run = date_trunc('day', now() AT TIME ZONE 'UTC')
             WHERE id BETWEEN $1 AND $2" -c "ANALYZE cron" >/dev/null
