@@ -223,7 +223,7 @@ if [ "$IDLE_CRONS" != 0 ]; then
     idle() {  # IDLE_MEDIAN: median pass time of 3 passes (the first also warms the cache)
         local times=() _
         for _ in 1 2 3; do
-            run_pass 1000
+            run_pass 1000 debug  # an idle pass logs its time at debug level only
             times+=("$P_PASS")
         done
         IDLE_MEDIAN=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
