@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -57,7 +58,7 @@ dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry
     dispatch::DispatcherOptions o;
     o.batch_size = c.batch_size;
     o.dry_run = dry_run;
-    o.keepalive = c.leader.lock_timeout / 4;
+    o.keepalive = std::max(c.leader.lock_timeout / 4, std::chrono::milliseconds(100));
     return o;
 }
 
