@@ -56,10 +56,7 @@ class Fleet : public ::testing::Test {
 
     static int port(SchedulerProcess& p) { return logged_http_port(p.output()); }
 
-    static bool leads(SchedulerProcess& p) {
-        auto r = http_get(port(p), "/metrics", 1000ms);
-        return r.status == 200 && metric_value(r.body, "djinn_scheduler_leader") == 1;
-    }
+    static bool leads(SchedulerProcess& p) { return scheduler_leads(p); }
 
     // Index of the one leader among `ps`, or -1 when there is not exactly one.
     static int sole_leader(std::vector<SchedulerProcess*> ps) {

@@ -101,9 +101,9 @@ class ProductionDb : public ::testing::Test {
     }
     static int port(SchedulerProcess& p) { return logged_http_port(p.output()); }
     static double metric(SchedulerProcess& p, const std::string& name) {
-        return metric_value(http_get(port(p), "/metrics", 2000ms).body, name);
+        return scheduler_metric(p, name);
     }
-    static bool leads(SchedulerProcess& p) { return metric(p, "djinn_scheduler_leader") == 1; }
+    static bool leads(SchedulerProcess& p) { return scheduler_leads(p); }
 
     // Each of `crons` crons has one build, each build one job (on the test Redis).
     template <typename Count>

@@ -71,9 +71,9 @@ class Service : public ::testing::Test {
 
     static int port(SchedulerProcess& p) { return logged_http_port(p.output()); }
     static double metric(SchedulerProcess& p, const std::string& name) {
-        return metric_value(http_get(port(p), "/metrics", 2000ms).body, name);
+        return scheduler_metric(p, name);
     }
-    static bool leads(SchedulerProcess& p) { return metric(p, "djinn_scheduler_leader") == 1; }
+    static bool leads(SchedulerProcess& p) { return scheduler_leads(p); }
 
     std::int64_t builds() { return db.count("SELECT count(*) FROM builds"); }
     std::int64_t due() {

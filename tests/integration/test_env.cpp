@@ -684,4 +684,14 @@ std::string enqueue_like_the_original(Redis& r, const std::string& driver, std::
     return id;
 }
 
+double scheduler_metric(SchedulerProcess& p, const std::string& name) {
+    const HttpResponse r =
+        http_get(logged_http_port(p.output()), "/metrics", std::chrono::milliseconds(2000));
+    return r.status == 200 ? metric_value(r.body, name) : -1;
+}
+
+bool scheduler_leads(SchedulerProcess& p) {
+    return scheduler_metric(p, "djinn_scheduler_leader") == 1;
+}
+
 }  // namespace djinn::testing

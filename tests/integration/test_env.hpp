@@ -163,6 +163,11 @@ int logged_http_port(const std::string& log);
 // The value of an unlabelled metric sample in a Prometheus text exposition, or -1.
 double metric_value(const std::string& exposition, const std::string& name);
 
+// A running scheduler's /metrics value of `name` (-1 when absent or unreachable), and whether it
+// reports itself leader (djinn_scheduler_leader 1).
+double scheduler_metric(SchedulerProcess& p, const std::string& name);
+bool scheduler_leads(SchedulerProcess& p);
+
 }  // namespace djinn::testing
 
 namespace djinn::testing {
