@@ -37,7 +37,8 @@
 //   empty one, or a `!!null` one. The value is then decoded into the struct itself, so `"null"`
 //   or `"~"` there is an error; `Null` and `NULL` do reach UnmarshalYAML, where Passthrough
 //   keeps what it had. (yaml.v2 keeps no tag on mappings and sequences: `!!null [a]` is a list.)
-// - `<<` merge keys (a plain or `!!merge` `<<`, not an alias to one) take a mapping, an alias
+// - `<<` merge keys (a plain, `! <<` or `!!merge` `<<`, not an alias to one) take a mapping, an
+// alias
 //   to a mapping, or a list of those (earlier ones take precedence); they are applied where
 //   they stand, so a later explicit key overrides them and an earlier one is overridden by them;
 // - any type mismatch (a map where a string or list is expected, ...) fails the whole decode;
@@ -760,8 +761,13 @@ class Decoder {
             }
             return false;
         }
-        return k.kind == Kind::scalar && t_.value(key) == "<<" &&
-               (k.implicit || k.tag == Tag::merge);
+        if (k.kind != Kind::scalar || t_.value(key) != "<<")
+            return false;
+        // libyaml (and yaml.v2's port of it) calls a plain scalar with the non-specific tag `!`
+        // implicit, and yaml.v2's isMerge takes any implicit `<<`: `! <<` merges.
+        if (k.implicit && k.tag != Tag::none)
+            rules_ |= detail::kMergeKeyBangTag;
+        return k.implicit || k.tag == Tag::merge;
     }
 
     // decoder.mapping into map[string]string (merged into).

@@ -77,6 +77,7 @@ enum Rule : std::uint32_t {
     kAliasRatio = 1u << 5,         // yaml.v2's bound on alias expansion
     kAliasCycle = 1u << 6,         // "anchor value contains itself", by alias as yaml.v2 tracks it
     kSyntax = 1u << 7,             // a refusal of YamlTree where libyaml 0.2.5 and yaml.v2 differ
+    kMergeKeyBangTag = 1u << 8,    // `! <<` (the non-specific tag) as a key: a merge key
 };
 
 struct Traced {

@@ -343,6 +343,9 @@ const std::map<std::string, std::string> kIntended = {
     // yaml.v2: `<<: *list` is "map merge requires map or sequence of maps"; yaml-cpp merged the
     // list's mappings.
     {kDiff + "intended-merge-of-alias-to-list.yml", "merge-of-non-mapping"},
+    // yaml.v2 (libyaml): `! <<`, the non-specific tag on a plain `<<`, is implicit, so a merge
+    // key; yaml-cpp kept it as the key "<<" (here a type error: a mapping as a driver value).
+    {kDiff + "intended-merge-key-bang-tag.yml", "merge-key-bang-tag"},
     // yaml.v2: `objects: Null` reaches Passthrough.UnmarshalYAML, which keeps the entries of the
     // earlier `objects` key; yaml-cpp cleared them.
     {kDiff + "intended-null-spelling-keeps-objects.yml", "null-spelling"},

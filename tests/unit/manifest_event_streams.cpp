@@ -98,6 +98,8 @@ const char* rule_name(std::uint32_t bit) {
             return "alias-cycle";
         case detail::kSyntax:
             return "libyaml-vs-port";
+        case detail::kMergeKeyBangTag:
+            return "merge-key-bang-tag";
         default:
             return "unknown-rule";
     }
