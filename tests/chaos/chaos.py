@@ -58,6 +58,12 @@ POOLER_FAULTS = ("pgbouncer_restart", "pgbouncer_pause", "pgbouncer_suspend")
 ALL_FAULTS = ("kill9", "sigterm", "pg_terminate", "pg_restart", "redis_pause", "redis_restart",
               "freeze", "partition") + POOLER_FAULTS + ("pg_failover",)
 FAULTS = ALL_FAULTS  # the ones this run injects: set in main() (--faults, what is available)
+# --lived: the history loaded before the replicas start (bench/sql/lived.sql). Every check reads
+# only what the run made: builds above LIVED_BUILDS, crons above LIVED_CRONS; the build numbers of
+# a user continue after their history (chaos_history).
+LIVED_BUILDS = 0
+LIVED_CRONS = 0
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # PgBouncer (tests/chaos/pooler.py) in front of PostgreSQL, session pooling, md5: replicas
 # POOLED connect through it, the others directly (replica c, the partitioned one, among them).
@@ -550,6 +556,30 @@ class Chaos:
 
     # ---- setup
 
+    def load_history(self, builds):
+        """A database that has lived: `builds` finished builds of the past year over the USERS
+        users, half of them cron builds of `builds // 10` crons that are not due again within the
+        run (next_run a week ahead, never run: the rewinds leave them alone)."""
+        global LIVED_BUILDS, LIVED_CRONS  # pylint: disable=global-statement
+        crons = max(builds // 10, 1)
+        t0 = time.time()
+        psql(f"""
+INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run)
+SELECT 1 + (i - 1) % {USERS}, 1 + (i - 1) % {USERS}, 'history ' || i, 'weekly',
+       $m${GOOD_MANIFEST}$m$, now()::timestamp + interval '7 days'
+FROM generate_series(1, {crons}) AS i""", timeout=600)
+        p = subprocess.run(["psql", "-X", "-q", "-h", PGHOST, "-p", PG.port, "-U", "postgres",
+                            "-d", DB, "-v", f"history={builds}", "-v", f"users={USERS}", "-v",
+                            f"crons={crons}", "-v", "cron_every=2",
+                            "-f", os.path.join(ROOT, "bench", "sql", "lived.sql")],
+                           capture_output=True, text=True, timeout=3600, check=False)
+        if p.returncode != 0:
+            raise HarnessError(f"loading the history failed: {p.stderr.strip()[:400]}")
+        LIVED_BUILDS = int(scalar("SELECT coalesce(max(id), 0) FROM builds"))
+        LIVED_CRONS = int(scalar("SELECT coalesce(max(id), 0) FROM cron"))
+        log(f"lived database: {LIVED_BUILDS} builds of history, {LIVED_CRONS} crons not due, "
+            f"loaded in {time.time() - t0:.0f}s")
+
     def setup(self):
         global STANDBY  # pylint: disable=global-statement
         # PostgreSQL: every statement that writes is logged with its role, backend and time (UTC),
@@ -591,6 +621,10 @@ class Chaos:
         psql(f"SELECT setval('users_id_seq', {USERS})")
         psql("CREATE TABLE chaos_due (cron_id int NOT NULL, scheduled timestamp NOT NULL, "
              "bad bool NOT NULL, origin text NOT NULL, recorded timestamptz DEFAULT now())")
+        if self.args.lived:
+            self.load_history(self.args.lived)
+        psql("CREATE TABLE chaos_history AS "
+             "SELECT user_id, max(number) AS last FROM builds GROUP BY user_id")
         # Redis: replace the services' non-persistent instance by ours (same port, AOF on).
         subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "shutdown",
                         "nosave"], capture_output=True, check=False)
@@ -694,7 +728,7 @@ class Chaos:
         return int(r[0][0]) if r else None
 
     def builds_and_jobs(self):
-        r = psql_try("SELECT count(*) FROM builds")
+        r = psql_try(f"SELECT count(*) FROM builds WHERE id > {LIVED_BUILDS}")
         jobs = redis_try("LLEN", "builds_docker:active")
         if r is None or jobs is None:
             return None
@@ -1582,32 +1616,36 @@ class Chaos:
         v = self.violations
 
         # Expected builds per cron from chaos_due, actual from cron_builds.
-        rows = psql("""
+        rows = psql(f"""
 WITH exp AS (SELECT cron_id, count(*) AS due, bool_or(bad) AS bad, max(scheduled) AS last_sched
              FROM chaos_due GROUP BY cron_id),
-act AS (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id)
+act AS (SELECT cron_id, count(*) AS n FROM cron_builds WHERE build_id > {LIVED_BUILDS}
+        GROUP BY cron_id)
 SELECT count(*), coalesce(sum(e.due), 0),
        count(*) FILTER (WHERE e.bad),
        coalesce(sum(CASE WHEN e.bad THEN 0 ELSE greatest(e.due - coalesce(a.n, 0), 0) END), 0),
        coalesce(sum(CASE WHEN e.bad THEN coalesce(a.n, 0)
                          ELSE greatest(coalesce(a.n, 0) - e.due, 0) END), 0),
-       (SELECT count(*) FROM cron c LEFT JOIN exp x ON x.cron_id = c.id WHERE x.cron_id IS NULL),
+       (SELECT count(*) FROM cron c LEFT JOIN exp x ON x.cron_id = c.id
+        WHERE x.cron_id IS NULL AND c.id > {LIVED_CRONS}),
        (SELECT count(*) FROM chaos_due WHERE origin = 'rewind')
 FROM exp e LEFT JOIN act a USING (cron_id)""")[0]
         out["crons"], out["due"], out["bad"], out["losses"], out["duplicates"], unknown, \
             out["rewinds"] = (int(x) for x in rows)
         if out["losses"]:
-            lost = psql("""
+            lost = psql(f"""
 SELECT e.cron_id, e.n, coalesce(a.n, 0) FROM
   (SELECT cron_id, count(*) AS n FROM chaos_due WHERE NOT bad GROUP BY cron_id) e
-  LEFT JOIN (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id) a USING (cron_id)
+  LEFT JOIN (SELECT cron_id, count(*) AS n FROM cron_builds WHERE build_id > {LIVED_BUILDS}
+             GROUP BY cron_id) a USING (cron_id)
 WHERE e.n > coalesce(a.n, 0) LIMIT 20""")
             v.append(f"LOSS: {out['losses']} due (cron, scheduled time) without a build; "
                      f"(cron, due, builds): {lost}")
         if out["duplicates"]:
-            dup = psql("""
+            dup = psql(f"""
 SELECT a.cron_id, coalesce(e.n, 0), a.n FROM
-  (SELECT cron_id, count(*) AS n FROM cron_builds GROUP BY cron_id) a
+  (SELECT cron_id, count(*) AS n FROM cron_builds WHERE build_id > {LIVED_BUILDS}
+   GROUP BY cron_id) a
   LEFT JOIN (SELECT cron_id, count(*) FILTER (WHERE NOT bad) AS n FROM chaos_due
              GROUP BY cron_id) e USING (cron_id)
 WHERE a.n > coalesce(e.n, 0) LIMIT 20""")
@@ -1616,20 +1654,22 @@ WHERE a.n > coalesce(e.n, 0) LIMIT 20""")
             v.append(f"{unknown} cron(s) the harness did not record")
 
         # Every build is a cron build, exactly once, whole, and scheduled no earlier than due.
-        out["builds"] = int(scalar("SELECT count(*) FROM builds"))
+        out["builds"] = int(scalar(f"SELECT count(*) FROM builds WHERE id > {LIVED_BUILDS}"))
         n = int(scalar("SELECT count(*) FROM builds b LEFT JOIN (SELECT build_id, count(*) AS n "
-                       "FROM cron_builds GROUP BY build_id) cb ON cb.build_id = b.id "
-                       "WHERE coalesce(cb.n, 0) <> 1"))
+                       f"FROM cron_builds WHERE build_id > {LIVED_BUILDS} GROUP BY build_id) cb "
+                       f"ON cb.build_id = b.id WHERE coalesce(cb.n, 0) <> 1 "
+                       f"AND b.id > {LIVED_BUILDS}"))
         if n:
             v.append(f"{n} build(s) not linked to exactly one cron")
-        half = psql("""
-WITH t AS (SELECT build_id, count(*) AS n FROM build_triggers WHERE type = 'schedule'
-           GROUP BY build_id),
-g AS (SELECT build_id, count(*) AS n FROM build_tags GROUP BY build_id),
-d AS (SELECT build_id, count(*) AS n FROM build_drivers GROUP BY build_id),
-s AS (SELECT build_id, count(*) AS n FROM build_stages GROUP BY build_id),
-j AS (SELECT build_id, count(*) AS n FROM build_jobs GROUP BY build_id)
-SELECT b.id FROM builds b
+        h = LIVED_BUILDS
+        half = psql(f"""
+WITH t AS (SELECT build_id, count(*) AS n FROM build_triggers
+           WHERE type = 'schedule' AND build_id > {h} GROUP BY build_id),
+g AS (SELECT build_id, count(*) AS n FROM build_tags WHERE build_id > {h} GROUP BY build_id),
+d AS (SELECT build_id, count(*) AS n FROM build_drivers WHERE build_id > {h} GROUP BY build_id),
+s AS (SELECT build_id, count(*) AS n FROM build_stages WHERE build_id > {h} GROUP BY build_id),
+j AS (SELECT build_id, count(*) AS n FROM build_jobs WHERE build_id > {h} GROUP BY build_id)
+SELECT b.id FROM (SELECT * FROM builds WHERE id > {h}) b
 LEFT JOIN t ON t.build_id = b.id LEFT JOIN g ON g.build_id = b.id
 LEFT JOIN d ON d.build_id = b.id LEFT JOIN s ON s.build_id = b.id
 LEFT JOIN j ON j.build_id = b.id
@@ -1639,19 +1679,24 @@ LIMIT 20""")
         out["half_written"] = len(half)
         if half:
             v.append(f"half-written builds (first ids): {[r[0] for r in half]}")
-        nums = psql("""
-SELECT user_id, count(*), count(DISTINCT number), min(number), max(number)
-FROM builds GROUP BY user_id HAVING count(*) <> count(DISTINCT number) OR min(number) <> 1
-    OR max(number) <> count(*)""")
+        # Each user's builds of the run are numbered after their history: h+1..h+n.
+        nums = psql(f"""
+SELECT b.user_id, count(*), count(DISTINCT b.number), min(b.number), max(b.number),
+       coalesce(max(hist.last), 0)
+FROM builds b LEFT JOIN chaos_history hist USING (user_id) WHERE b.id > {h}
+GROUP BY b.user_id
+HAVING count(*) <> count(DISTINCT b.number) OR min(b.number) <> coalesce(max(hist.last), 0) + 1
+    OR max(b.number) <> coalesce(max(hist.last), 0) + count(*)""")
         if nums:
-            v.append(f"build numbers not 1..n per user (user, builds, distinct, min, max): {nums}")
-        early = psql("""
+            v.append(f"build numbers not h+1..h+n per user after their h builds of history "
+                     f"(user, builds, distinct, min, max, h): {nums}")
+        early = psql(f"""
 SELECT d.cron_id, d.scheduled, b.created_at FROM (
   SELECT cron_id, scheduled, row_number() OVER (PARTITION BY cron_id ORDER BY scheduled) AS k
   FROM chaos_due WHERE NOT bad) d
 JOIN (SELECT cb.cron_id, b.created_at,
              row_number() OVER (PARTITION BY cb.cron_id ORDER BY b.id) AS k
-      FROM cron_builds cb JOIN builds b ON b.id = cb.build_id) b
+      FROM cron_builds cb JOIN builds b ON b.id = cb.build_id WHERE b.id > {h}) b
   ON b.cron_id = d.cron_id AND b.k = d.k
 WHERE b.created_at < d.scheduled LIMIT 10""")
         if early:
@@ -1707,7 +1752,7 @@ LIMIT 10""")
         if bad_messages:
             v.append(f"{len(bad_messages)} queue message(s) not as Djinn writes them, e.g. "
                      f"{bad_messages[:3]}")
-        build_ids = {int(x[0]) for x in psql("SELECT id FROM builds")}
+        build_ids = {int(x[0]) for x in psql(f"SELECT id FROM builds WHERE id > {h}")}
         dup_jobs = len(queued) - len(set(queued))
         out["duplicate_jobs"] = dup_jobs
         out["builds_without_job"] = len(build_ids - set(queued))
@@ -1765,7 +1810,7 @@ LIMIT 10""")
         writers = pg_build_writers()
         commits, no_ts, unattributed = [], 0, []
         for bid, ts in psql("SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) "
-                            "FROM builds"):
+                            f"FROM builds WHERE id > {LIVED_BUILDS}"):
             if ts == "":
                 no_ts += 1
                 continue
@@ -1972,6 +2017,8 @@ LIMIT 10""")
         print("| outcome | value |")
         print("|---|---|")
         rows = [
+            ("history loaded first (builds / crons not due; not counted below)",
+             f"{LIVED_BUILDS} / {LIVED_CRONS}" if self.args.lived else "-"),
             ("crons made due (distinct)", out.get("crons")),
             ("due (cron, scheduled time) pairs, rewinds included", out.get("due")),
             ("  of which rewinds of dispatched crons", out.get("rewinds")),
@@ -2199,6 +2246,9 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--faults", default="",
                     help=f"comma-separated fault types (default: all of {', '.join(ALL_FAULTS)})")
+    ap.add_argument("--lived", type=int, default=0, metavar="BUILDS",
+                    help="load BUILDS finished builds of history (and BUILDS/10 crons that are "
+                         "not due) before the replicas start: a database that has lived")
     ap.add_argument("--direct", action="store_true",
                     help="every replica connects to PostgreSQL directly: no PgBouncer (and none "
                          "of its faults)")

@@ -5,6 +5,7 @@
 # the queues. See docs/reliability.md.
 #
 #   tests/chaos/run.sh [--seed N] [--duration SECONDS] [--keep] [--bin PATH] [--faults A,B]
+#                      [--lived BUILDS] [--direct]
 #
 #   --seed N            seeds the fault schedule and the workload (default: 1)
 #   --duration SECONDS  how long to inject faults (default 120: the CI version); every fault type
@@ -14,12 +15,16 @@
 #   --bin PATH          the djinn-scheduler binary (default: $DJINN_SCHEDULER_BIN, else built in
 #                       build-chaos/ with cmake)
 #   --faults A,B,...    only these fault types (default: all of them)
+#   --lived BUILDS      first load BUILDS finished builds of history and BUILDS/10 crons that are
+#                       not due (bench/sql/lived.sql); the checks read only what the run made
+#   --direct            no PgBouncer: every replica connects to PostgreSQL directly
 #
 # The `partition` fault runs replica c in a network namespace of its own (tests/chaos/partition.py:
 # a veth pair on a /30 of TEST-NET-2, nothing routed anywhere else) and cuts its link while it
 # leads. It needs root and iproute2 (ip, tc); without them it is skipped with a message.
 #
-# Long version (documented in docs/reliability.md): tests/chaos/run.sh --seed 7 --duration 1200
+# Long version (documented in docs/reliability.md):
+#   tests/chaos/run.sh --seed 7 --duration 1200 --lived 1000000
 # Exit status: 0 when every check passed, 1 on any loss, duplicate or invariant violation, 2 on
 # a harness error (an interrupted run included).
 set -euo pipefail
@@ -31,7 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin=$2; shift 2 ;;
         --bin=*) bin=${1#--bin=}; shift ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) args+=("$1"); shift ;;
     esac
 done
