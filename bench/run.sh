@@ -7,8 +7,8 @@
 # djinn-scheduler, and for each N, BENCH_REPEAT times: seeds N due crons (bench/sql/seed.sql),
 # runs one `-once` pass and measures it; resets the database, seeds again and times the CEILING
 # (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Medians are reported.
-# Then the idle pass: a pass with BENCH_IDLE_CRONS crons none of which is due, without and with
-# CREATE INDEX ON cron (next_run). Then the lived database (BENCH_LIVED): BENCH_IDLE_CRONS
+# Then the idle pass: a pass with BENCH_IDLE_CRONS crons none of which is due, scanning cron,
+# after an idle pass (whose hint spares the scan), and with CREATE INDEX ON cron (next_run). Then the lived database (BENCH_LIVED): BENCH_IDLE_CRONS
 # crons, a year of finished builds with every row Djinn writes for them (bench/sql/lived.sql),
 # and a backlog of queued builds left by the bursts: the BENCH_LIVED_BURST burst on it against
 # the same burst on a fresh database (measured just before), the idle pass (without and with the
@@ -217,25 +217,37 @@ if [ "$BATCH_COMPARE" != 0 ]; then
     EXTRA+=("| batch_size $BATCH_COMPARE, N=$largest | $(fmt 2 "$P_PASS") s pass, $(fmt 0 "$(echo "$largest / $P_PASS" | bc -l)") builds/s, RSS $P_RSS_MB MB, CPU $(fmt 2 "$P_CPU") / $(fmt 2 "$P_PGCPU") s |")
 fi
 
+# IDLE_PASS / IDLE_WALL: medians of 3 idle -once passes (an idle pass logs its time at debug level
+# only). "scan": each without the idle hint (store/due_hint.hpp), so each reads all of cron;
+# "hint": after an idle pass that left one, as every idle pass after the first does.
+drop_hints() {
+    "${REDIS[@]}" --scan --pattern 'djinn-scheduler:due-hint:*' | xargs -r "${REDIS[@]}" del >/dev/null
+}
+idle_passes() {
+    local times=() walls=() _
+    if [ "$1" = hint ]; then drop_hints; run_pass 1000 debug; fi
+    for _ in 1 2 3; do
+        if [ "$1" = scan ]; then drop_hints; fi
+        run_pass 1000 debug
+        times+=("$P_PASS") walls+=("$P_WALL")
+    done
+    if [ "$1" = hint ] && ! grep -q 'nothing due, not scanned' "$RUN/scheduler.log"; then
+        echo "bench/run.sh: the idle pass after an idle pass scanned cron (no hint used)" >&2
+        exit 1
+    fi
+    IDLE_PASS=$(median "${times[@]}") IDLE_WALL=$(median "${walls[@]}")
+}
+
 if [ "$IDLE_CRONS" != 0 ]; then
     log "idle: seeding $IDLE_CRONS crons, none due"
     reset_db "$IDLE_CRONS" false
-    idle() {  # IDLE_MEDIAN: median pass time of 3 passes (the first also warms the cache)
-        local times=() _
-        for _ in 1 2 3; do
-            run_pass 1000 debug  # an idle pass logs its time at debug level only
-            times+=("$P_PASS")
-        done
-        IDLE_MEDIAN=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
-    }
-    idle
-    idle_noindex=$IDLE_MEDIAN
-    idle_rss=$P_RSS_MB
+    idle_passes scan
+    EXTRA+=("| idle pass, $IDLE_CRONS crons, no index, scanning cron (no idle hint) | $(fmt 3 "$IDLE_PASS") s (median of 3), RSS $P_RSS_MB MB |")
+    idle_passes hint
+    EXTRA+=("| idle pass, $IDLE_CRONS crons, no index, after an idle pass (its hint: no scan) | $(fmt 3 "$IDLE_PASS") s (median of 3) |")
     "${PSQL[@]}" -d "$DB" -c "CREATE INDEX cron_next_run_idx ON cron (next_run)" -c "ANALYZE cron"
-    idle
-    idle_index=$IDLE_MEDIAN
-    EXTRA+=("| idle pass, $IDLE_CRONS crons, no index | $(fmt 3 "$idle_noindex") s (median of 3), RSS $idle_rss MB |")
-    EXTRA+=("| idle pass, $IDLE_CRONS crons, index on cron (next_run) | $(fmt 3 "$idle_index") s (median of 3) |")
+    idle_passes scan
+    EXTRA+=("| idle pass, $IDLE_CRONS crons, index on cron (next_run), scanning | $(fmt 3 "$IDLE_PASS") s (median of 3) |")
 fi
 
 if [ "$LIVED" != 0 ]; then
@@ -266,19 +278,13 @@ if [ "$LIVED" != 0 ]; then
     [ "$queued" = "$LIVED_BURST" ] || { echo "bench/run.sh: lived burst: $queued queued builds" >&2; exit 1; }
     EXTRA+=("| lived: $LIVED_BURST-cron burst, fresh database (same run) | $(fmt 2 "$fresh_pass") s pass, CPU $(fmt 2 "$fresh_cpu") s |")
     EXTRA+=("| lived: $LIVED_BURST-cron burst, $LIVED builds of history, $IDLE_CRONS crons | $(fmt 2 "$lived_pass") s pass (**$(fmt 2 "$(echo "$lived_pass / $fresh_pass" | bc -l)")x** the fresh one), CPU $(fmt 2 "$lived_cpu") s, RSS $lived_rss MB |")
-    lived_idle() {  # LIVED_IDLE / LIVED_WALL: medians of 3 idle -once passes (debug log: the pass time)
-        local times=() walls=() _
-        for _ in 1 2 3; do
-            run_pass 1000 debug
-            times+=("$P_PASS") walls+=("$P_WALL")
-        done
-        LIVED_IDLE=$(median "${times[@]}") LIVED_WALL=$(median "${walls[@]}")
-    }
-    lived_idle
-    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, no index | $(fmt 3 "$LIVED_IDLE") s pass, $(fmt 3 "$LIVED_WALL") s process (medians of 3), RSS $P_RSS_MB MB |")
+    idle_passes scan
+    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, no index, scanning cron (no idle hint) | $(fmt 3 "$IDLE_PASS") s pass, $(fmt 3 "$IDLE_WALL") s process (medians of 3), RSS $P_RSS_MB MB |")
+    idle_passes hint
+    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, no index, after an idle pass (its hint: no scan) | $(fmt 3 "$IDLE_PASS") s pass, $(fmt 3 "$IDLE_WALL") s process (medians of 3), RSS $P_RSS_MB MB |")
     "${PSQL[@]}" -d "$DB" -c "CREATE INDEX cron_next_run_idx ON cron (next_run)" -c "ANALYZE cron" >/dev/null
-    lived_idle
-    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, index on cron (next_run) | $(fmt 3 "$LIVED_IDLE") s pass, $(fmt 3 "$LIVED_WALL") s process (medians of 3) |")
+    idle_passes scan
+    EXTRA+=("| lived: idle -once, $LIVED_BURST queued, index on cron (next_run), scanning (no idle hint) | $(fmt 3 "$IDLE_PASS") s pass, $(fmt 3 "$IDLE_WALL") s process (medians of 3) |")
     # A first start (the switch from the original, Redis flushed): no watermark, the 7-day window.
     "${REDIS[@]}" --scan --pattern 'djinn-scheduler:watermark:*' | xargs -r "${REDIS[@]}" del >/dev/null
     run_pass 1000 debug

@@ -29,6 +29,7 @@ class MetricsEvents final : public dispatch::DispatchEvents, public service::Loo
         progress_.beat();
     }
     void jobs_lost(std::size_t n) override { m_.jobs_lost(n); }
+    void due_scan(bool skipped) override { m_.due_scan(skipped); }
     void error(const std::string& kind) override { m_.error(kind); }
     void leadership(bool leading) override { m_.set_leader(leading); }
 

@@ -15,6 +15,8 @@ class DispatchEvents {
     virtual void recovered(std::size_t builds) = 0;
     virtual void adopted(std::size_t jobs) = 0;
     virtual void jobs_lost(std::size_t builds) = 0;
+    // A pass's probe for due crons: skipped (the idle hint vouched for it) or scanned.
+    virtual void due_scan(bool skipped) = 0;
     virtual void error(const std::string& kind) = 0;
 };
 
@@ -26,6 +28,7 @@ class NoEvents final : public DispatchEvents {
     void recovered(std::size_t) override {}
     void adopted(std::size_t) override {}
     void jobs_lost(std::size_t) override {}
+    void due_scan(bool) override {}
     void error(const std::string&) override {}
 };
 

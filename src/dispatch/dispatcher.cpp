@@ -62,6 +62,7 @@ Dispatcher::Dispatcher(store::DispatchStore& store, queue::BuildQueue& queue,
       options_(options),
       enqueuer_(queue, log_, events_, clock_, options_.enqueue),
       recovery_(queue, enqueuer_, log_, events_, recovery_options(options_, drivers)),
+      idle_hints_(queue, log_),
       planner_(std::move(drivers), options_.planner_threads) {}
 
 bool Dispatcher::recover(store::PgConnection& conn, Progress* progress, PassReport& report,
@@ -193,7 +194,12 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
     // of std::async waits for its enqueue thread: nothing outlives the pass.
 
     stage = "reading the due crons";
-    auto opened = store_.open_pass(conn, options_.batch_size, progress);
+    // The idle pass's hint (store/due_hint.hpp); a dry run leaves Redis alone.
+    const bool hints = !options_.dry_run;
+    const std::optional<store::DueHint> previous =
+        hints ? idle_hints_.read(conn) : std::optional<store::DueHint>();
+    auto opened = store_.open_pass(conn, options_.batch_size, progress,
+                                   {hints, previous ? &*previous : nullptr});
     if (auto* e = std::get_if<store::PgError>(&opened)) {
         report.ok = false;
         report.session_lost = e->kind == store::PgErrorKind::connection;
@@ -202,10 +208,25 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         log_->error("reading the due crons failed: {}", e->message);
         return;
     }
+    store::PassStart& start = std::get<store::PassStart>(opened);
+    report.scan_skipped = start.scan_skipped;
+    events_.due_scan(start.scan_skipped);
+    if (start.scan_skipped) {
+        const auto at = [](std::int64_t us) {
+            return schedule::format_pg_timestamp(TimePoint(std::chrono::microseconds(us)));
+        };
+        log_->debug(
+            "nothing due, not scanned: no write to cron reported since the scan at {} UTC; the "
+            "earliest next_run is {}",
+            at(previous->scanned_us()),
+            previous->earliest_us() ? at(*previous->earliest_us()) : std::string("none"));
+    }
+    if (start.hint)
+        idle_hints_.write(conn, *start.hint);
     std::vector<std::int64_t> ids;  // the next batch's candidates
     store::PlannedManifests plans;
     {
-        const std::vector<store::Candidate>& first = std::get<0>(opened);
+        const std::vector<store::Candidate>& first = start.first;
         for (const auto& c : first)
             ids.push_back(c.id);
         stage = "planning batch 1";

@@ -37,6 +37,7 @@
 #include "common/progress.hpp"
 #include "dispatch/dispatch_events.hpp"
 #include "dispatch/enqueuer.hpp"
+#include "dispatch/idle_hints.hpp"
 #include "dispatch/planner.hpp"
 #include "dispatch/recovery.hpp"
 #include "queue/build_queue.hpp"
@@ -61,6 +62,7 @@ struct PassReport {
     std::size_t lost = 0;        // queued builds whose job is gone from Redis (reported)
     std::size_t stayed_due = 0;  // crons taken and left due (a dry run leaves every one due)
     bool stopped = false;        // a stop was requested and the pass ended after a batch
+    bool scan_skipped = false;   // nothing due, known without scanning cron (store/due_hint.hpp)
     std::chrono::microseconds duration{0};
 };
 
@@ -108,6 +110,7 @@ class Dispatcher {
     DispatcherOptions options_;
     Enqueuer enqueuer_;
     Recovery recovery_;
+    IdleHints idle_hints_;
     Planner planner_;
     bool recovery_needed_ = true;
     // Builds whose enqueue outcome came back (enqueued, or already there) since the watermark

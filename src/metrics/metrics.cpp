@@ -94,6 +94,12 @@ Metrics::Metrics(std::string_view version, const KnownLabels& known)
                                 "Queued builds whose enqueue marker exists but whose job is in no "
                                 "queue (evicted from Redis, or consumed without running).")
                      .Add({})),
+      due_scans_(counter_family(*registry_, "due_scans_total",
+                                "Probes of a pass for due crons, by result: scanned (the cron "
+                                "table was read) or skipped (nothing was written to it since an "
+                                "idle pass's scan, and nothing is due yet).")),
+      due_scanned_(due_scans_.Add({{"result", "scanned"}})),
+      due_skipped_(due_scans_.Add({{"result", "skipped"}})),
       passes_(counter_family(*registry_, "passes_total", "Passes of the tick loop, by result.")),
       pass_duration_(histogram(*registry_, "pass_duration_seconds",
                                "Wall time of one pass of the tick loop.", pass_duration_buckets())),
@@ -165,6 +171,10 @@ void Metrics::adopted(std::uint64_t jobs) {
 
 void Metrics::jobs_lost(std::uint64_t builds) {
     jobs_lost_.Increment(static_cast<double>(builds));
+}
+
+void Metrics::due_scan(bool skipped) {
+    (skipped ? due_skipped_ : due_scanned_).Increment();
 }
 
 void Metrics::pass_finished(std::string_view result, Seconds duration,

@@ -68,6 +68,9 @@ class Metrics {
     // jobs_lost_total: queued builds whose enqueue marker exists but whose job is in no queue
     // (consumed without running, or lost inside Redis: evicted).
     void jobs_lost(std::uint64_t builds);
+    // due_scans_total{result}: a pass's probe for due crons scanned the cron table ("scanned")
+    // or knew from the idle hint that nothing is due ("skipped").
+    void due_scan(bool skipped);
 
     // One pass of the tick loop ended: passes_total{result}++, pass_duration_seconds observes
     // `duration`, last_pass_timestamp_seconds := `finished_at`.
@@ -103,6 +106,9 @@ class Metrics {
     prometheus::Counter& recovered_;
     prometheus::Counter& adopted_;
     prometheus::Counter& jobs_lost_;
+    prometheus::Family<prometheus::Counter>& due_scans_;
+    prometheus::Counter& due_scanned_;
+    prometheus::Counter& due_skipped_;
     prometheus::Family<prometheus::Counter>& passes_;
     prometheus::Histogram& pass_duration_;
     prometheus::Histogram& dispatch_delay_;

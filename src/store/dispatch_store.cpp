@@ -151,24 +151,28 @@ DispatchStore::DispatchStore(std::string crypto_salt, const Clock& clock,
                              std::optional<std::int64_t> fence_key)
     : hasher_(std::move(crypto_salt), clock), fence_key_(fence_key) {}
 
-std::variant<std::vector<Candidate>, PgError> DispatchStore::open_pass(PgConnection& conn,
-                                                                       std::int64_t limit,
-                                                                       Progress* progress) {
-    std::vector<Candidate> first;
+std::variant<PassStart, PgError> DispatchStore::open_pass(PgConnection& conn, std::int64_t limit,
+                                                          Progress* progress,
+                                                          const DueHints& hints) {
+    PassStart start;
     cursor_.reset();
     auto r = conn.run([&](pqxx::connection& c) {
         DJINN_FAILPOINT("batch.candidates");
+        start = PassStart{};
         pqxx::work tx(c);  // DECLARE ... WITH HOLD needs the transaction to commit
         SqlRunner sql(tx, progress);
-        if (cursor_.open(sql))
-            first = cursor_.next(sql, limit, {});
+        DueCursor::Opened o = cursor_.open(sql, hints.previous, hints.use);
+        if (o.due)
+            start.first = cursor_.next(sql, limit, {});
+        start.scan_skipped = o.scan_skipped;
+        start.hint = std::move(o.hint);
         tx.commit();
     });
     if (auto* e = std::get_if<PgError>(&r)) {
         cursor_.reset();
         return *e;
     }
-    return first;
+    return start;
 }
 
 std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& conn,

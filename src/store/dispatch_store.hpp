@@ -39,6 +39,7 @@
 #include "store/batch_types.hpp"
 #include "store/build_numbers.hpp"
 #include "store/due_cursor.hpp"
+#include "store/due_hint.hpp"
 #include "store/pg_connection.hpp"
 #include "store/privileges.hpp"
 
@@ -57,6 +58,19 @@ struct BatchRequest {
     Progress* progress = nullptr;
 };
 
+// How a pass's probe may use the statistics of the cron table (store/due_hint.hpp).
+struct DueHints {
+    bool use = false;                   // read them, and make a hint when nothing is due
+    const DueHint* previous = nullptr;  // the last idle pass's, if any
+};
+
+// What a pass starts with: its first batch's candidates (empty: nothing is due).
+struct PassStart {
+    std::vector<Candidate> first;
+    bool scan_skipped = false;    // the previous hint vouched that nothing is due
+    std::optional<DueHint> hint;  // nothing was due: for the next pass
+};
+
 class DispatchStore {
   public:
     // fence_key: the leader lock's key; none for `-once`, which runs without election.
@@ -69,9 +83,9 @@ class DispatchStore {
     const Privileges& privileges() const { return privileges_; }
 
     // Starts a pass on `conn`: the due cursor and the first batch's candidates (at most
-    // `limit`), in one short read transaction. Empty: nothing is due.
-    std::variant<std::vector<Candidate>, PgError> open_pass(PgConnection& conn, std::int64_t limit,
-                                                            Progress* progress);
+    // `limit`), in one short read transaction. No candidates: nothing is due.
+    std::variant<PassStart, PgError> open_pass(PgConnection& conn, std::int64_t limit,
+                                               Progress* progress, const DueHints& hints = {});
 
     std::variant<BatchOutcome, PgError> dispatch_batch(PgConnection& conn,
                                                        const BatchRequest& request);

@@ -14,6 +14,26 @@ namespace {
 constexpr const char* kCursorName = "djinn_scheduler_due";
 constexpr const char* kAnyDue =
     "SELECT EXISTS (SELECT 1 FROM cron WHERE next_run <= (now() AT TIME ZONE 'UTC'))";
+// The cron table's statistics counters (store/due_hint.hpp), read before the scan they vouch for.
+constexpr const char* kStats = R"sql(
+SELECT pg_catalog.current_setting('track_counts')::bool,
+       pg_catalog.concat_ws(' ',
+         (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8,
+         coalesce((extract(epoch FROM pg_catalog.pg_stat_get_db_stat_reset_time(d.oid))
+                   * 1000000)::int8, 0),
+         c.oid::int8,
+         pg_catalog.pg_stat_get_tuples_inserted(c.oid),
+         pg_catalog.pg_stat_get_tuples_updated(c.oid),
+         pg_catalog.pg_stat_get_tuples_deleted(c.oid)),
+       (extract(epoch FROM now()) * 1000000)::int8
+FROM pg_catalog.pg_database d, (SELECT 'public.cron'::pg_catalog.regclass::oid AS oid) c
+WHERE d.datname = pg_catalog.current_database())sql";
+// The earliest next_run: due, and (when not) until when nothing is (NULL: no finite next_run).
+// Like EXISTS it may scan in parallel; it reads the whole table, as EXISTS does when none is due.
+constexpr const char* kEarliest = R"sql(
+SELECT coalesce(m <= (now() AT TIME ZONE 'UTC'), false),
+       CASE WHEN isfinite(m) THEN (extract(epoch FROM m) * 1000000)::int8 END
+FROM (SELECT min(next_run) AS m FROM cron) s)sql";
 constexpr const char* kStale =
     "SELECT count(*) > 0 FROM pg_catalog.pg_cursors WHERE name = 'djinn_scheduler_due'";
 constexpr const char* kDeclare = R"sql(
@@ -36,17 +56,34 @@ std::string id_array(const std::vector<std::int64_t>& ids) {
 
 }  // namespace
 
-bool DueCursor::open(SqlRunner& sql) {
+DueCursor::Opened DueCursor::open(SqlRunner& sql, const DueHint* previous, bool hints) {
     state_ = State::none;
-    // A plain EXISTS may scan in parallel (a cursor never does) and stops at the first due cron:
-    // an idle pass costs about half of declaring the cursor.
-    if (!sql.prepared("djinn_any_due", kAnyDue)[0][0].as<bool>())
-        return false;
+    Opened out;
+    if (hints) {
+        const pqxx::row st = sql.prepared("djinn_cron_stats", kStats)[0];
+        const CronStats stats{st[0].as<bool>(), st[1].as<std::string>(), st[2].as<std::int64_t>()};
+        if (previous != nullptr && previous->nothing_due(stats)) {
+            out.scan_skipped = true;
+            return out;
+        }
+        const pqxx::row e = sql.prepared("djinn_earliest_due", kEarliest)[0];
+        if (!e[0].as<bool>()) {
+            out.hint = DueHint::after_scan(
+                stats, e[1].is_null() ? std::nullopt
+                                      : std::optional<std::int64_t>(e[1].as<std::int64_t>()));
+            return out;
+        }
+    } else if (!sql.prepared("djinn_any_due", kAnyDue)[0][0].as<bool>()) {
+        // A plain EXISTS may scan in parallel (a cursor never does) and stops at the first due
+        // cron: an idle pass costs about half of declaring the cursor.
+        return out;
+    }
     if (sql.exec(kStale)[0][0].as<bool>())
         sql.exec(std::string("CLOSE ") + kCursorName);
     sql.exec(kDeclare);
     state_ = State::open;
-    return true;
+    out.due = true;
+    return out;
 }
 
 std::vector<Candidate> DueCursor::next(SqlRunner& sql, std::int64_t limit,

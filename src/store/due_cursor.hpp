@@ -12,20 +12,33 @@
 // The cursor belongs to the session that declared it; open() closes one left by an earlier pass
 // that ended early.
 //
+// The idle probe: see due_hint.hpp for how a pass that finds nothing due lets the next one skip
+// the scan.
+//
 // Thread safety: none (one session, one thread). Failure: libpqxx exceptions pass through.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "store/batch_types.hpp"
+#include "store/due_hint.hpp"
 #include "store/sql_runner.hpp"
 
 namespace djinn::store {
 
 class DueCursor {
   public:
-    // Starts a pass's scan: false (and no cursor) when nothing is due.
-    bool open(SqlRunner& sql);
+    struct Opened {
+        bool due = false;           // the cursor is open
+        bool scan_skipped = false;  // `previous` showed that nothing can be due: not scanned
+        // Nothing was due: what the next pass may skip the scan with (none: track_counts off).
+        std::optional<DueHint> hint;
+    };
+    // Starts a pass's scan: `due` false (and no cursor) when nothing is due. With `hints`, the
+    // probe reads the cron table's statistics first, skips the scan when `previous` (may be
+    // null) vouches for it, and otherwise returns a hint for the next pass when nothing is due.
+    Opened open(SqlRunner& sql, const DueHint* previous = nullptr, bool hints = false);
 
     // The next up to `limit` due crons (ids and manifests, read without a lock) not in `exclude`:
     // from the cursor while it lasts, then from the sweep. Empty: nothing (else) is due.

@@ -46,9 +46,9 @@ class Driver {
 
     void open() {
         auto r = store_.open_pass(conn_, limit_, nullptr);
-        ASSERT_TRUE(std::holds_alternative<std::vector<store::Candidate>>(r))
+        ASSERT_TRUE(std::holds_alternative<store::PassStart>(r))
             << std::get<store::PgError>(r).message;
-        take(std::get<std::vector<store::Candidate>>(r));
+        take(std::get<store::PassStart>(r).first);
     }
     bool more() const { return !ids_.empty(); }
 

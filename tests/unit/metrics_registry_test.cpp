@@ -56,6 +56,7 @@ TEST(MetricsRegistry, EveryFamilyHasItsPrefixedNameAndType) {
         {"djinn_scheduler_builds_recovered_total", "counter"},
         {"djinn_scheduler_jobs_adopted_total", "counter"},
         {"djinn_scheduler_jobs_lost_total", "counter"},
+        {"djinn_scheduler_due_scans_total", "counter"},
         {"djinn_scheduler_passes_total", "counter"},
         {"djinn_scheduler_pass_duration_seconds", "histogram"},
         {"djinn_scheduler_dispatch_delay_seconds", "histogram"},
