@@ -203,7 +203,7 @@ for n in "${SIZES[@]}"; do
     ratio=$(echo "$c_time / $s_pass" | bc -l)
     rate=$(echo "$n / $s_pass" | bc -l)
     range="$(fmt 2 "$(minimum "${A_RATIO[@]}")")-$(fmt 2 "$(maximum "${A_RATIO[@]}")")"
-    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$(median "${A_WALL[@]}")") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $range | $(fmt 0 "$rate") | $(maximum "${A_RSS[@]}") | $(fmt 2 "$(median "${A_CPU[@]}")") / $(fmt 2 "$(median "${A_PG[@]}")") | $(fmt 2 "$(median "${A_CPG[@]}")") | $(fmt 2 "$(median "${A_DELAY[@]}")") |")
+    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$(median "${A_WALL[@]}")") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $range | $(fmt 0 "$rate") | $(maximum "${A_RSS[@]}") | $(fmt 2 "$(median "${A_CPU[@]}")") / $(fmt 2 "$(median "${A_PG[@]}")") | $(fmt 0 "$(echo "$(median "${A_CPU[@]}") * 1000000 / $n" | bc -l)") / $(fmt 0 "$(echo "$(median "${A_PG[@]}") * 1000000 / $n" | bc -l)") | $(fmt 2 "$(median "${A_CPG[@]}")") | $(fmt 2 "$(median "${A_DELAY[@]}")") |")
     log "N=$n: median pass $(fmt 2 "$s_pass") s, median ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio") (rounds: $range)"
     log "N=$n: rows $counts_pass"
 done
@@ -332,8 +332,8 @@ cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo
     echo "Medians of $REPEAT rounds per N (peak RSS: the largest); ratio = median ceiling / median pass, and the range of the rounds' own ratios."
     echo
-    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | ratio, per round | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | ratio, per round | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | CPU per build, scheduler / PostgreSQL (µs) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     if [ ${#EXTRA[@]} -gt 0 ]; then
         echo
