@@ -66,12 +66,18 @@ DueCursor::Opened DueCursor::open(SqlRunner& sql, const DueHint* previous, bool 
             out.scan_skipped = true;
             return out;
         }
-        const pqxx::row e = sql.prepared("djinn_earliest_due", kEarliest)[0];
-        if (!e[0].as<bool>()) {
-            out.hint = DueHint::after_scan(
-                stats, e[1].is_null() ? std::nullopt
-                                      : std::optional<std::int64_t>(e[1].as<std::int64_t>()));
-            return out;
+        // Otherwise the earliest next_run, unless the hint already says a cron is due: a burst
+        // then scans cron once (the cursor), as without hints. (If that cron changed meanwhile
+        // and the counters do not say so yet, the cursor may be empty: no hint this pass, the
+        // next one looks for the earliest again.)
+        if (previous == nullptr || !previous->surely_due(stats)) {
+            const pqxx::row e = sql.prepared("djinn_earliest_due", kEarliest)[0];
+            if (!e[0].as<bool>()) {
+                out.hint = DueHint::after_scan(
+                    stats, e[1].is_null() ? std::nullopt
+                                          : std::optional<std::int64_t>(e[1].as<std::int64_t>()));
+                return out;
+            }
         }
     } else if (!sql.prepared("djinn_any_due", kAnyDue)[0][0].as<bool>()) {
         // A plain EXISTS may scan in parallel (a cursor never does) and stops at the first due

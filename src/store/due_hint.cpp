@@ -29,15 +29,21 @@ std::optional<DueHint> DueHint::after_scan(const CronStats& before,
     return h;
 }
 
-bool DueHint::nothing_due(const CronStats& now) const {
+bool DueHint::unchanged(const CronStats& now) const {
     if (!now.counting || now.counters != counters_)
         return false;
     if (now.db_now_us < scanned_us_)
         return false;  // the clock went back: trust nothing
     const auto max_age = std::chrono::duration_cast<std::chrono::microseconds>(kMaxAge).count();
-    if (now.db_now_us - scanned_us_ >= max_age)
-        return false;
-    return !earliest_us_ || now.db_now_us < *earliest_us_;
+    return now.db_now_us - scanned_us_ < max_age;
+}
+
+bool DueHint::nothing_due(const CronStats& now) const {
+    return unchanged(now) && (!earliest_us_ || now.db_now_us < *earliest_us_);
+}
+
+bool DueHint::surely_due(const CronStats& now) const {
+    return unchanged(now) && earliest_us_ && now.db_now_us >= *earliest_us_;
 }
 
 // "v1|<counters>|<earliest or ->|<scanned>"

@@ -44,6 +44,10 @@ class DueHint {
 
     // True when `now` (read after the hint) shows that nothing can be due yet.
     bool nothing_due(const CronStats& now) const;
+    // True when `now` shows that the cron of the earliest next_run is due, unchanged since the
+    // scan: the pass can open its cursor without looking for the earliest next_run first (at
+    // midnight, the burst pass after a day of idle ones).
+    bool surely_due(const CronStats& now) const;
 
     std::string str() const;
     static std::optional<DueHint> parse(std::string_view text);
@@ -52,6 +56,9 @@ class DueHint {
     std::int64_t scanned_us() const { return scanned_us_; }
 
   private:
+    // The counters are the same and the hint is not too old to be trusted.
+    bool unchanged(const CronStats& now) const;
+
     std::string counters_;
     std::optional<std::int64_t> earliest_us_;
     std::int64_t scanned_us_ = 0;

@@ -38,6 +38,19 @@ TEST(DueHint, TheEarliestNextRunReachedMeansScanning) {
     EXPECT_FALSE(h.nothing_due(stats(kT0 + 91 * kSecond)));
 }
 
+TEST(DueHint, UnchangedAndPastTheEarliestNextRunACronIsSurelyDue) {
+    const DueHint h = hint(kT0 + 90 * kSecond);
+    EXPECT_FALSE(h.surely_due(stats(kT0 + 90 * kSecond - 1)));
+    EXPECT_TRUE(h.surely_due(stats(kT0 + 90 * kSecond)));
+    // Not when anything changed, the hint is too old, or there was no cron at all.
+    EXPECT_FALSE(h.surely_due(stats(kT0 + 91 * kSecond, "1700000000000000 0 16400 201 31 0")));
+    EXPECT_FALSE(h.surely_due(stats(kT0 + 91 * kSecond, kCounters, false)));
+    const auto max_age =
+        std::chrono::duration_cast<std::chrono::microseconds>(DueHint::kMaxAge).count();
+    EXPECT_FALSE(h.surely_due(stats(kT0 + max_age)));
+    EXPECT_FALSE(hint(std::nullopt).surely_due(stats(kT0 + kSecond)));
+}
+
 TEST(DueHint, AnyChangeOfTheCountersMeansScanning) {
     const DueHint h = hint(kT0 + 3600 * kSecond);
     EXPECT_FALSE(h.nothing_due(stats(kT0 + kSecond, "1700000000000000 0 16400 200 32 0")));
