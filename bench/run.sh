@@ -282,7 +282,10 @@ if [ "$LIVED" != 0 ]; then
     for ((round = 1; round <= LIVED_ROUNDS; round++)); do
         log "lived: the $LIVED_BURST-cron burst on the lived database, round $round/$LIVED_ROUNDS"
         due_crons $(((round - 1) * LIVED_BURST + 1)) $((round * LIVED_BURST))
+        ck0=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
         run_pass 1000
+        ck1=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        log "lived: round $round: pass $(fmt 2 "$P_PASS") s, $((ck1 - ck0)) checkpoint(s) during it"
         l_pass+=("$P_PASS") l_cpu+=("$P_CPU") l_rss+=("$P_RSS_MB")
     done
     queued=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
