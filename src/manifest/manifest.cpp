@@ -636,6 +636,8 @@ class Decoder {
             case Tag::other:
                 return false;  // str, or a tag resolve() leaves alone
             case Tag::binary:
+                // An explicit tag checked: yaml.v2 would base64-decode (`~` fails there too).
+                rules_ |= detail::kTagResolution;
                 throw DecodeFailure{where(n) + path.str() + ": !!binary values are not supported"};
             default:
                 break;

@@ -69,7 +69,8 @@ namespace detail {
 // that the differential tests can tell an intended difference from a bug; manifest.cpp and
 // yaml_tree.cpp explain each.
 enum Rule : std::uint32_t {
-    kTagResolution = 1u << 0,      // an explicit !!bool/!!int/!!float/!!null/!!timestamp checked
+    kTagResolution =
+        1u << 0,  // an explicit !!bool/!!int/!!float/!!null/!!timestamp/!!binary checked
     kNullSpelling = 1u << 1,       // `Null`/`NULL` into objects/artifacts: entries kept
     kNullIntoStruct = 1u << 2,     // "null"/"~"/!!null where a source or passthrough was expected
     kMergeOfNonMapping = 1u << 3,  // `<<` of an alias to a list or scalar
