@@ -209,7 +209,6 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         return;
     }
     store::PassStart& start = std::get<store::PassStart>(opened);
-    report.scan_skipped = start.scan_skipped;
     events_.due_scan(start.scan_skipped);
     if (start.scan_skipped) {
         const auto at = [](std::int64_t us) {

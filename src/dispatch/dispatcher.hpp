@@ -62,7 +62,6 @@ struct PassReport {
     std::size_t lost = 0;        // queued builds whose job is gone from Redis (reported)
     std::size_t stayed_due = 0;  // crons taken and left due (a dry run leaves every one due)
     bool stopped = false;        // a stop was requested and the pass ended after a batch
-    bool scan_skipped = false;   // nothing due, known without scanning cron (store/due_hint.hpp)
     std::chrono::microseconds duration{0};
 };
 

@@ -14,9 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kDocker =
-    "driver: {type: docker, image: alpine, workspace: /src}\nstages: [test]\njobs:\n"
-    "- stage: test\n  commands: [make]";
 constexpr const char* kSkipped = "nothing due, not scanned";
 
 class IdlePass : public ::testing::Test {
@@ -24,10 +21,7 @@ class IdlePass : public ::testing::Test {
     void SetUp() override {
         redis.flushall();
         dir = temp_dir();
-        db.exec(
-            "INSERT INTO users (id, email, username, password) "
-            "SELECT u, 'u' || u || '@example.com', 'user' || u, '\\x00' "
-            "FROM generate_series(1, 10) AS u; SELECT setval('users_id_seq', 10)");
+        add_users(db, 10);
         ConfigOptions o;
         o.log_level = "debug";
         cfg = dir + "/scheduler.conf";
@@ -40,7 +34,7 @@ class IdlePass : public ::testing::Test {
             "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
             "SELECT 1 + i % 10, 1 + i % 10, 'cron ' || i || ' ' || md5(random()::text), 'daily', "
             "$m$" +
-            std::string(kDocker) + "$m$, (now() AT TIME ZONE 'UTC') + interval '" + in +
+            std::string(kDockerManifest) + "$m$, (now() AT TIME ZONE 'UTC') + interval '" + in +
             "' FROM generate_series(1, " + std::to_string(n) + ") AS i");
         writes_ += n;
     }

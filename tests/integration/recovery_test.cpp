@@ -21,19 +21,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kDocker =
-    "driver: {type: docker, image: alpine, workspace: /src}\nstages: [test]\njobs:\n"
-    "- stage: test\n  commands: [make]";
-
 class RecoveryTest : public ::testing::Test {
   protected:
     void SetUp() override {
         redis.flushall();
         dir = temp_dir();
-        db.exec(
-            "SET TIME ZONE 'UTC'; INSERT INTO users (id, email, username, password) "
-            "SELECT u, 'u' || u || '@example.com', 'user' || u, '\\x00' "
-            "FROM generate_series(1, 10) AS u; SELECT setval('users_id_seq', 10)");
+        db.exec("SET TIME ZONE 'UTC'");
+        add_users(db, 10);
         cfg = write_config({});
     }
 
@@ -52,7 +46,7 @@ class RecoveryTest : public ::testing::Test {
             "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
             "SELECT 1 + i % 10, 1 + i % 10, 'cron ' || i || ' ' || md5(random()::text), 'daily', "
             "$m$" +
-            std::string(kDocker) +
+            std::string(kDockerManifest) +
             "$m$, (now() AT TIME ZONE 'UTC') - interval '1 minute' FROM generate_series(1, " +
             std::to_string(n) + ") AS i");
     }
@@ -63,7 +57,7 @@ class RecoveryTest : public ::testing::Test {
         db.exec(
             "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) VALUES "
             "(1, 1, 'old cron', 'daily', $m$" +
-            std::string(kDocker) +
+            std::string(kDockerManifest) +
             "$m$, (now() AT TIME ZONE 'UTC') + interval '1 day');"
             "CREATE TEMP TABLE h AS SELECT i AS id, 1 + (i - 1) % 10 AS user_id, "
             "1 + (i - 1) / 10 AS number, (now() AT TIME ZONE 'UTC') - interval '400 days' "

@@ -446,6 +446,14 @@ std::string SchedulerProcess::output() const {
     }
 }
 
+void add_users(TestDatabase& db, int n) {
+    db.exec(
+        "INSERT INTO users (id, email, username, password) "
+        "SELECT u, 'u' || u || '@example.com', 'user' || u, '\\x00' "
+        "FROM generate_series(1, " +
+        std::to_string(n) + ") AS u; SELECT setval('users_id_seq', " + std::to_string(n) + ")");
+}
+
 std::string djinn_config(const TestDatabase& db, const ConfigOptions& o) {
     std::ostringstream s;
     if (!o.pidfile.empty())

@@ -141,6 +141,13 @@ struct ConfigOptions {
 };
 std::string djinn_config(const TestDatabase& db, const ConfigOptions& o);
 
+// A docker manifest of one stage and one job (the crons of the recovery and idle-pass tests).
+inline constexpr const char* kDockerManifest =
+    "driver: {type: docker, image: alpine, workspace: /src}\nstages: [test]\njobs:\n"
+    "- stage: test\n  commands: [make]";
+// Users 1..n (user<i>, u<i>@example.com), users_id_seq set past them.
+void add_users(TestDatabase& db, int n);
+
 // Polls `pred` every 20 ms until it is true or `timeout` passes.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
