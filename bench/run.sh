@@ -11,9 +11,11 @@
 # after an idle pass (whose hint spares the scan), and with CREATE INDEX ON cron (next_run). Then the lived database (BENCH_LIVED): BENCH_IDLE_CRONS
 # crons, a year of finished builds with every row Djinn writes for them (bench/sql/lived.sql),
 # and a backlog of queued builds left by the bursts: the BENCH_LIVED_BURST burst on it against
-# the same burst on a fresh database (measured just before), the idle pass (without and with the
-# index, and a first start without the recovery watermark), and the takeover (leader SIGKILL
-# to the standby's first completed pass) with a BENCH_LIVED_BACKLOG backlog. Prints one
+# the same burst on a database without history (rounds interleaved; each burst in a running
+# leader, its crons falling due at a tick after an idle pass, as at midnight), the idle pass
+# (without and with the index, and a first start without the recovery watermark), and the
+# takeover (leader SIGKILL to the standby's first completed pass) with a BENCH_LIVED_BACKLOG
+# backlog. Prints one
 # Markdown table and writes it to BENCH_OUT.
 #
 # Environment:
@@ -27,7 +29,7 @@
 #                       0 skips the lived scenario)
 #   BENCH_LIVED_BURST   the burst on the lived database (default 20000)
 #   BENCH_LIVED_ROUNDS  rounds of that burst on a fresh and on the lived database (default 3;
-#                       each lived round on crons of its own, so their backlog adds up)
+#                       each round on crons of its own, so the backlog adds up on both)
 #   BENCH_LIVED_BACKLOG queued builds at the takeover (default 100000; at least the burst)
 #   BENCH_SKIP_BUILD=1  use the binary in BENCH_BUILD_DIR as it is
 set -euo pipefail
@@ -96,7 +98,7 @@ reset_db() {  # fresh database from the Djinn template, seeded with $1 crons (du
     "${PSQL[@]}" -d "$DB" -v n="$1" -v due="$2" -f "$ROOT/bench/sql/seed.sql" >/dev/null
 }
 
-write_config() {  # $1 batch_size [$2 file, default scheduler.conf] [$3 log file] [$4 log level]
+write_config() {  # $1 batch_size [$2 file, default scheduler.conf] [$3 log file] [$4 log level] [$5 database, default $DB]
     cat >"$RUN/${2:-scheduler.conf}" <<CONF
 log ${4:-info} "${3:-$RUN/scheduler.log}"
 batch_size $1
@@ -104,7 +106,7 @@ drivers ["docker", "qemu-x86_64",]
 crypto { salt "bench-salt-0123456789" }
 database {
     addr "$DJINN_TEST_PGHOST:$DJINN_TEST_PGPORT"
-    name "$DB"
+    name "${5:-$DB}"
     username "djinn_scheduler"
     password "secret"
 }
@@ -262,37 +264,90 @@ if [ "$LIVED" != 0 ]; then
         "${PSQL[@]}" -d "$DB" -c "UPDATE cron SET next_run = date_trunc('day', now() AT TIME ZONE 'UTC')
             WHERE id BETWEEN $1 AND $2" -c "ANALYZE cron" >/dev/null
     }
-    # The same burst on a fresh database first (N crons, all due), for the ratio: LIVED_ROUNDS
-    # rounds of each (the machine is shared: one round of each can differ by 20%), the lived ones
-    # on crons of their own, so each round's burst is LIVED_BURST crons on the same history.
-    f_pass=() f_cpu=() l_pass=() l_cpu=() l_rss=()
-    for ((round = 1; round <= LIVED_ROUNDS; round++)); do
-        log "lived: the $LIVED_BURST-cron burst on a fresh database, round $round/$LIVED_ROUNDS"
-        reset_db "$LIVED_BURST" true
-        run_pass 1000
-        check_rows "$LIVED_BURST"
-        f_pass+=("$P_PASS") f_cpu+=("$P_CPU")
-    done
+    # One burst as a midnight burst comes to a running leader: a service-mode scheduler (interval
+    # 10s) on database $1, whose crons $2..$3 fall due at a 10 s boundary after an idle pass has
+    # seen them not due yet (that pass keeps the idle hint and, the first time, reads the build
+    # numbers ahead). Sets P_PASS (the burst pass's own time), P_CPU (the scheduler's CPU from
+    # the crons' update to the burst's end) and P_RSS_MB (its peak RSS, start included).
+    svc_round() {
+        local db=$1 n=$(($3 - $2 + 1)) log=$RUN/svc-$1.log pid c0 c1 deadline
+        write_config 1000 "svc-$db.conf" "$log" info "$db"
+        printf 'interval 10s\n' >>"$RUN/svc-$db.conf"
+        : >"$log"
+        "$SCHEDULER" -config "$RUN/svc-$db.conf" & pid=$!
+        deadline=$((SECONDS + 300))
+        until grep -q 'read ahead of the next burst\|not kept ahead' "$log"; do
+            if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+                cat "$log" >&2; echo "bench/run.sh: no idle pass on $db" >&2; exit 1
+            fi
+            sleep 0.1
+        done
+        c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        "${PSQL[@]}" -d "$db" -c "UPDATE cron SET next_run = to_timestamp((floor(extract(epoch FROM now()) / 10) + 2) * 10) AT TIME ZONE 'UTC'
+            WHERE id BETWEEN $2 AND $3" -c "ANALYZE cron" >/dev/null
+        deadline=$((SECONDS + 600))
+        until grep -q "pass done: $n cron(s) taken" "$log"; do
+            if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+                cat "$log" >&2; echo "bench/run.sh: the burst on $db did not end" >&2; exit 1
+            fi
+            sleep 0.1
+        done
+        c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        P_RSS_MB=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+        kill -TERM "$pid"
+        wait "$pid" || { cat "$log" >&2; echo "bench/run.sh: the leader on $db did not stop cleanly" >&2; exit 1; }
+        P_PASS=$(sed -n "s/.*pass done: $n cron(s) taken.*[, ]\([0-9.]*\) s\$/\1/p" "$log" | tail -1)
+        P_CPU=$(echo "($c1 - $c0) / $HZ" | bc -l)
+    }
+    # The same burst on a database without history (the bursts' crons only), for the ratio:
+    # LIVED_ROUNDS rounds on each, interleaved (fresh, lived; then lived, fresh; ...) so that a
+    # slow minute of this shared machine hits both, each round on crons of its own, so both
+    # databases pile up the same backlog. Redis is shared: the fresh database's build ids stay
+    # below the lived one's.
     log "lived: seeding $IDLE_CRONS crons and $LIVED builds of history (minutes)"
     t0=$(now_s)
     reset_db "$IDLE_CRONS" false
     "${PSQL[@]}" -d "$DB" -v history="$LIVED" -v users=1000 -v crons="$IDLE_CRONS" -v cron_every=2 \
         -f "$ROOT/bench/sql/lived.sql" >/dev/null
     log "lived: seeded in $(fmt 0 "$(echo "$(now_s) - $t0" | bc -l)") s; $(row_counts)"
+    FRESH=${DB}_fresh
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $FRESH" -c "CREATE DATABASE $FRESH TEMPLATE $DJINN_TEST_PGTEMPLATE" >/dev/null
+    "${PSQL[@]}" -d "$FRESH" -v n=$((LIVED_ROUNDS * LIVED_BURST)) -v due=false -f "$ROOT/bench/sql/seed.sql" >/dev/null
+    f_pass=() f_cpu=() f_rss=() l_pass=() l_cpu=() l_rss=()
     for ((round = 1; round <= LIVED_ROUNDS; round++)); do
-        log "lived: the $LIVED_BURST-cron burst on the lived database, round $round/$LIVED_ROUNDS"
-        due_crons $(((round - 1) * LIVED_BURST + 1)) $((round * LIVED_BURST))
-        ck0=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
-        run_pass 1000
-        ck1=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
-        log "lived: round $round: pass $(fmt 2 "$P_PASS") s, $((ck1 - ck0)) checkpoint(s) during it"
-        l_pass+=("$P_PASS") l_cpu+=("$P_CPU") l_rss+=("$P_RSS_MB")
+        from=$(((round - 1) * LIVED_BURST + 1)) to=$((round * LIVED_BURST))
+        order=(fresh lived)
+        [ $((round % 2)) = 0 ] && order=(lived fresh)
+        for which in "${order[@]}"; do
+            log "lived: the $LIVED_BURST-cron burst in a running leader, $which database, round $round/$LIVED_ROUNDS"
+            if [ "$which" = fresh ]; then
+                svc_round "$FRESH" "$from" "$to"
+                f_pass+=("$P_PASS") f_cpu+=("$P_CPU") f_rss+=("$P_RSS_MB")
+            else
+                ck0=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+                svc_round "$DB" "$from" "$to"
+                ck1=$("${PSQL[@]}" -d postgres -Atc "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+                l_pass+=("$P_PASS") l_cpu+=("$P_CPU") l_rss+=("$P_RSS_MB")
+                log "lived: round $round: $((ck1 - ck0)) checkpoint(s) during the lived burst"
+            fi
+            log "lived: round $round, $which: pass $(fmt 2 "$P_PASS") s, CPU $(fmt 2 "$P_CPU") s, RSS $P_RSS_MB MB"
+        done
     done
+    # Both databases: every burst's builds, numbered without a gap or a repeat after the history.
+    for d in "$FRESH" "$DB"; do
+        bad=$("${PSQL[@]}" -d "$d" -Atc "SELECT count(*) FROM (SELECT user_id, count(*) AS c,
+            max(number) AS m, count(DISTINCT number) AS k FROM builds GROUP BY user_id) x
+            WHERE c <> m OR k <> c")
+        [ "$bad" = 0 ] || { echo "bench/run.sh: $d: $bad user(s) with wrong build numbers" >&2; exit 1; }
+    done
+    f_queued=$("${PSQL[@]}" -d "$FRESH" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
+    [ "$f_queued" = "$((LIVED_ROUNDS * LIVED_BURST))" ] || { echo "bench/run.sh: fresh bursts: $f_queued queued builds" >&2; exit 1; }
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE $FRESH" >/dev/null
     queued=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
     [ "$queued" = "$((LIVED_ROUNDS * LIVED_BURST))" ] || { echo "bench/run.sh: lived bursts: $queued queued builds" >&2; exit 1; }
     fresh_pass=$(median "${f_pass[@]}") lived_pass=$(median "${l_pass[@]}")
-    EXTRA+=("| lived: $LIVED_BURST-cron burst, fresh database (same run; medians of $LIVED_ROUNDS: $(printf '%s ' "${f_pass[@]}")s) | $(fmt 2 "$fresh_pass") s pass, CPU $(fmt 2 "$(median "${f_cpu[@]}")") s |")
-    EXTRA+=("| lived: $LIVED_BURST-cron burst, $LIVED builds of history, $IDLE_CRONS crons (medians of $LIVED_ROUNDS: $(printf '%s ' "${l_pass[@]}")s) | $(fmt 2 "$lived_pass") s pass (**$(fmt 2 "$(echo "$lived_pass / $fresh_pass" | bc -l)")x** the fresh one), CPU $(fmt 2 "$(median "${l_cpu[@]}")") s, RSS $(maximum "${l_rss[@]}") MB |")
+    EXTRA+=("| lived: $LIVED_BURST-cron burst in a running leader, database without history, $((LIVED_ROUNDS * LIVED_BURST)) crons (same run, interleaved; medians of $LIVED_ROUNDS: $(printf '%s ' "${f_pass[@]}")s) | $(fmt 2 "$fresh_pass") s pass, CPU $(fmt 2 "$(median "${f_cpu[@]}")") s, RSS $(maximum "${f_rss[@]}") MB |")
+    EXTRA+=("| lived: $LIVED_BURST-cron burst in a running leader, $LIVED builds of history, $IDLE_CRONS crons (medians of $LIVED_ROUNDS: $(printf '%s ' "${l_pass[@]}")s) | $(fmt 2 "$lived_pass") s pass (**$(fmt 2 "$(echo "$lived_pass / $fresh_pass" | bc -l)")x** the fresh one), CPU $(fmt 2 "$(median "${l_cpu[@]}")") s, RSS $(maximum "${l_rss[@]}") MB |")
     idle_passes scan
     EXTRA+=("| lived: idle -once, $queued queued, no index, scanning cron (no idle hint) | $(fmt 3 "$IDLE_PASS") s pass, $(fmt 3 "$IDLE_WALL") s process (medians of 3), RSS $P_RSS_MB MB |")
     idle_passes hint
@@ -335,8 +390,9 @@ if [ "$LIVED" != 0 ]; then
     [ -n "$first" ] || { cat "$RUN/replica-b.log" >&2; echo "bench/run.sh: the standby never finished a pass" >&2; exit 1; }
     takeover=$(echo "($(date -u -d "${first%Z}Z" +%s%3N) - $killed_ms) / 1000" | bc -l)
     queued=$("${PSQL[@]}" -d "$DB" -Atc "SELECT count(*) FROM builds WHERE status = 'queued'")
+    # The queue holds the jobs of the lived database's queued builds and those of the fresh one's.
     jobs=$("${REDIS[@]}" llen builds_docker:active)
-    [ "$queued" = "$jobs" ] || { echo "bench/run.sh: $queued queued builds but $jobs jobs" >&2; exit 1; }
+    [ "$((queued + f_queued))" = "$jobs" ] || { echo "bench/run.sh: $queued + $f_queued queued builds but $jobs jobs" >&2; exit 1; }
     EXTRA+=("| lived: takeover, $queued queued builds (leader SIGKILL to the standby's first completed pass, retry_interval 2s) | $(fmt 2 "$takeover") s |")
 fi
 

@@ -54,10 +54,13 @@ class RedisProbe final : public service::QueueProbe {
     queue::BuildQueue queue_;
 };
 
-dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry_run) {
+// service: the leader's loop (not -once).
+dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry_run,
+                                               bool service) {
     dispatch::DispatcherOptions o;
     o.batch_size = c.batch_size;
     o.dry_run = dry_run;
+    o.numbers_ahead = service;
     o.keepalive = std::max(c.leader.lock_timeout / 4, std::chrono::milliseconds(100));
     return o;
 }
@@ -126,7 +129,7 @@ int SchedulerApp::run_once(bool dry_run) {
     queue::BuildQueue queue(redis_endpoint(config_));
     dispatch::NoEvents events;
     dispatch::Dispatcher dispatcher(store, queue, driver_set(config_), log_, events, clock_,
-                                    dispatcher_options(config_, dry_run));
+                                    dispatcher_options(config_, dry_run, false));
     const dispatch::PassReport r = dispatcher.run_pass(*db.session(), waiter_.stopping());
     log_pass(*log_, r, dry_run);
     return r.ok ? 0 : 1;
@@ -158,7 +161,7 @@ int SchedulerApp::run() {
     store::DispatchStore store(config_.crypto_salt, clock_, config_.leader.lock_key);
     queue::BuildQueue queue(redis_endpoint(config_));
     dispatch::Dispatcher dispatcher(store, queue, driver_set(config_), log_, events, clock_,
-                                    dispatcher_options(config_, false));
+                                    dispatcher_options(config_, false, true));
     DispatchPassRunner passes(db, store, dispatcher, *metrics_, progress_, clock_, log_);
     RedisProbe probe(redis_endpoint(config_));
     service::LoopOptions lo;

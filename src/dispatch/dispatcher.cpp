@@ -123,6 +123,11 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
                 stage = "settling the recovery watermark";
                 recover(conn, progress, report, false);
             }
+            if (report.ok && report.taken == 0 && options_.numbers_ahead && !options_.dry_run &&
+                !stop) {
+                stage = "reading the build numbers ahead";
+                read_numbers_ahead(conn, progress);
+            }
         }
     } catch (...) {
         // The pass boundary: whatever was thrown, by us or a library, in whichever stage.
@@ -137,6 +142,33 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
     report.duration =
         std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic() - started);
     return report;
+}
+
+void Dispatcher::read_numbers_ahead(store::PgConnection& conn, Progress* progress) {
+    if (numbers_tried_ == conn.session_id())
+        return;
+    numbers_tried_ = conn.session_id();
+    const MonoTime t0 = clock_.monotonic();
+    auto r = store_.read_numbers_ahead(conn, progress);
+    if (auto* e = std::get_if<store::PgError>(&r)) {
+        // Not the pass's failure: the next burst's first batch reads the numbers itself.
+        events_.error(error_kind(*e));
+        log_->warn("reading the build numbers ahead failed (the next burst reads them): {}",
+                   e->message);
+        return;
+    }
+    const auto& a = std::get<store::NumbersAhead>(r);
+    if (a.already)
+        return;
+    if (a.read) {
+        log_->info("build numbers: {} user(s) read ahead of the next burst in {:.3f} s", a.kept,
+                   std::chrono::duration<double>(clock_.monotonic() - t0).count());
+    } else {
+        log_->info(
+            "build numbers: not kept ahead (another session was writing builds, more than {} "
+            "users, or builds_id_seq is not CACHE 1): the next burst reads them",
+            store::BuildNumbers::kMaxUsers);
+    }
 }
 
 void Dispatcher::keep_alive_until(store::PgConnection& conn,

@@ -75,6 +75,9 @@ struct DispatcherOptions {
     // is pinged: the server ends a session idle for idle_session_timeout (= lock_timeout), and a
     // leader's lock with it. lock_timeout/4, as the heartbeat.
     std::chrono::milliseconds keepalive{2500};
+    // The leader's service loop: an idle pass reads every user's build number ahead of the next
+    // burst, once per session (store::DispatchStore::read_numbers_ahead). Not for -once.
+    bool numbers_ahead = false;
 };
 
 class Dispatcher {
@@ -93,6 +96,8 @@ class Dispatcher {
     bool recovery_needed() const { return recovery_needed_; }
 
   private:
+    // After an idle pass: the build numbers ahead of the next burst, tried once per session.
+    void read_numbers_ahead(store::PgConnection& conn, Progress* progress);
     // Waits until `ready(wait)` says so, pinging `conn` between waits of options_.keepalive.
     void keep_alive_until(store::PgConnection& conn,
                           const std::function<bool(std::chrono::milliseconds)>& ready);
@@ -115,6 +120,7 @@ class Dispatcher {
     // Builds whose enqueue outcome came back (enqueued, or already there) since the watermark
     // last moved: the sweep needs no Redis round trip for them.
     std::unordered_set<std::int64_t> known_;
+    std::uint64_t numbers_tried_ = 0;  // the session whose numbers were read ahead (or tried)
 };
 
 }  // namespace djinn::dispatch

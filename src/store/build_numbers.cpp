@@ -8,6 +8,7 @@ void BuildNumbers::drop() {
     valid_ = false;
     clean_ = 0;
     latest_.clear();
+    complete_ = false;
 }
 
 void BuildNumbers::begin(std::uint64_t session, bool use_cache, Horizon horizon) {
@@ -15,6 +16,7 @@ void BuildNumbers::begin(std::uint64_t session, bool use_cache, Horizon horizon)
     active_ = true;
     use_cache_ = use_cache;
     pending_clean_.reset();
+    read_everyone_ = false;
     staged_ok_ = false;
     staged_last_id_ = 0;
     if (session != session_) {
@@ -51,14 +53,25 @@ std::optional<std::int64_t> BuildNumbers::read_from() const {
     return clean_;
 }
 
+void BuildNumbers::read_everyone() {
+    DJINN_INVARIANT(cold(), "every user's number read in a batch that keeps a set already");
+    read_everyone_ = true;
+}
+
 void BuildNumbers::merge(std::int64_t user, std::int64_t number) {
+    if (everyone()) {
+        auto [it, fresh] = latest_.emplace(user, number);
+        if (!fresh && number > it->second)
+            it->second = number;
+        return;
+    }
     auto it = latest_.find(user);
     if (it != latest_.end() && number > it->second)
         it->second = number;
 }
 
 bool BuildNumbers::known(std::int64_t user) const {
-    return batch_.count(user) > 0 || (use_cache_ && latest_.count(user) > 0);
+    return batch_.count(user) > 0 || (use_cache_ && (latest_.count(user) > 0 || everyone()));
 }
 
 void BuildNumbers::read(std::int64_t user, std::int64_t highest) {
@@ -73,9 +86,13 @@ std::int64_t BuildNumbers::next(std::int64_t user) {
     auto it = batch_.find(user);
     if (it == batch_.end()) {
         auto kept = use_cache_ ? latest_.find(user) : latest_.end();
-        DJINN_INVARIANT(kept != latest_.end(),
-                        "build number asked for a user neither read nor kept");
-        it = batch_.emplace(user, kept->second).first;
+        std::int64_t highest = 0;  // not in a complete set: the user has no build
+        if (kept != latest_.end()) {
+            highest = kept->second;
+        } else {
+            DJINN_INVARIANT(everyone(), "build number asked for a user neither read nor kept");
+        }
+        it = batch_.emplace(user, highest).first;
     }
     return ++it->second;
 }
@@ -110,6 +127,7 @@ void BuildNumbers::committed(const std::vector<Written>& written) {
         if (!fresh && w.number > it->second)
             it->second = w.number;
     }
+    complete_ = (valid_ && complete_) || read_everyone_;
     valid_ = true;
     clean_ = staged_ok_ ? staged_last_id_ : *pending_clean_;
     if (latest_.size() > kMaxUsers)

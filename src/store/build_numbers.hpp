@@ -26,9 +26,17 @@
 // - further, to this batch's last id, when this batch's ids followed S one by one (nobody else
 //   took one in between) and it committed.
 // With another writer at the check, C stays where it was (the next batch reads the builds above
-// it again: merging is idempotent). Anything unexpected drops the set: a failed batch, a new
-// session, a sequence that cannot be read or is not CACHE 1 (ids would not be in time order),
-// a dry run or an isolated redo (which read from scratch and keep nothing), more than kMaxUsers.
+// it again: merging is idempotent).
+//
+// The first read of a session (no set kept yet) reads every user's highest number, not only the
+// batch's users: it costs the same scan, and the set is then complete (every user with a build
+// id <= C is in it; a user not in it has none), so no later batch scans `builds` for a user it
+// has not seen, and a builds read above C adds the users it finds. The leader makes that read in
+// an idle pass (DispatchStore::read_numbers_ahead), so that the first burst of a leadership does
+// not scan a year of history. More than kMaxUsers users: the batch's users only, as before.
+// Anything unexpected drops the set: a failed batch, a new session, a sequence that cannot be read
+// or is not CACHE 1 (ids would not be in time order), a dry run or an isolated redo (which read
+// from scratch and keep nothing), more than kMaxUsers.
 //
 // This class holds the rules; the SQL that feeds it lives in DispatchStore.
 // Thread safety: none (one per session's owner). Failure: none (a broken invariant is fatal).
@@ -62,8 +70,15 @@ class BuildNumbers {
     // The horizon C above which this batch must read builds and merge() them; none: nothing kept.
     std::optional<std::int64_t> read_from() const;
 
+    // Whether nothing is kept for this batch's session: its first read may read everyone.
+    bool cold() const { return active_ && use_cache_ && !valid_; }
+
+    // This batch read every user's highest number (each with read()): the set is complete.
+    // Only in a cold() batch.
+    void read_everyone();
+
     // The highest number of `user`'s committed builds above the horizon. Only users already kept
-    // are updated.
+    // are updated, unless the set is complete (then a new user is added).
     void merge(std::int64_t user, std::int64_t number);
 
     // Whether `user`'s latest number is known without reading `builds` from scratch.
@@ -88,22 +103,29 @@ class BuildNumbers {
 
     // Users whose numbers are kept for the next batch (tests, metrics).
     std::size_t kept() const { return valid_ ? latest_.size() : 0; }
+    // Whether the kept set is complete (tests).
+    bool complete() const { return valid_ && complete_; }
+    // The session the kept set belongs to (0: none).
+    std::uint64_t session() const { return valid_ ? session_ : 0; }
     // The horizon kept (tests).
     std::optional<std::int64_t> horizon() const;
 
   private:
     void drop();
+    bool everyone() const { return use_cache_ && ((valid_ && complete_) || read_everyone_); }
 
     std::uint64_t session_ = 0;
     bool valid_ = false;  // latest_ holds facts relative to clean_
     std::int64_t clean_ = 0;
     std::unordered_map<std::int64_t, std::int64_t> latest_;  // user -> highest number
+    bool complete_ = false;  // latest_ has every user with a build id <= clean_
 
     // The batch in flight.
     bool active_ = false;
     bool use_cache_ = false;
     std::optional<std::int64_t> pending_clean_;  // the horizon if this batch commits
-    bool staged_ok_ = false;  // this batch's ids follow the sequence read, one by one
+    bool read_everyone_ = false;  // this batch read every user (the set becomes complete)
+    bool staged_ok_ = false;      // this batch's ids follow the sequence read, one by one
     std::int64_t staged_last_id_ = 0;
     std::unordered_map<std::int64_t, std::int64_t> batch_;  // user -> latest number so far
 };

@@ -67,6 +67,11 @@ constexpr const char* kNumbersSinceSql =
 // builds.user_id; a hash aggregate over the users, no sort.
 constexpr const char* kNumbersSql = "SELECT user_id, max(number) FROM builds WHERE user_id = ANY";
 
+// Every user's highest build number, for a complete set (see BuildNumbers): the same one scan of
+// `builds` as kNumbersSql, at most $1 rows.
+constexpr const char* kEveryoneSql =
+    "SELECT user_id, max(number) FROM builds GROUP BY user_id LIMIT $1";
+
 // Each cron by id, and only if next_run is still the value read (v1.3.0 updated every cron).
 constexpr const char* kAdvance = R"sql(
 UPDATE cron c SET next_run = t.next_run,
@@ -242,6 +247,56 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
     return std::move(a.outcome);
 }
 
+bool DispatchStore::read_everyone(SqlRunner& sql) {
+    const pqxx::result rows = sql.prepared("djinn_numbers_everyone", kEveryoneSql,
+                                           static_cast<int64_t>(BuildNumbers::kMaxUsers + 1));
+    if (rows.size() > BuildNumbers::kMaxUsers)
+        return false;  // too many to keep: the batch reads its own users
+    numbers_.read_everyone();
+    for (const auto& row : rows)
+        numbers_.read(row[0].as<int64_t>(), row[1].as<int64_t>());
+    return true;
+}
+
+std::variant<NumbersAhead, PgError> DispatchStore::read_numbers_ahead(PgConnection& conn,
+                                                                      Progress* progress) {
+    NumbersAhead out;
+    if (numbers_.session() == conn.session_id()) {
+        out.already = true;
+        out.kept = numbers_.kept();
+        return out;
+    }
+    auto r = conn.run([&](pqxx::connection& c) {
+        out = NumbersAhead{};
+        pqxx::work tx(c);
+        SqlRunner sql(tx, progress);
+        sql.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+        // As a batch reads them: under the numbering lock, after the horizon.
+        sql.prepared("djinn_numbers_lock", kNumbersLockSql);
+        BuildNumbers::Horizon horizon;
+        auto seq = sql.prepared("djinn_numbers_seq", kNumbersSeqSql)[0];
+        if (!seq[0].is_null())
+            horizon.last_id = seq[0].as<int64_t>();
+        horizon.others_writing =
+            sql.prepared("djinn_numbers_writers", kBuildsWritersSql)[0][0].as<bool>();
+        numbers_.begin(conn.session_id(), true, horizon);
+        out.read = numbers_.cold() && read_everyone(sql);
+        tx.commit();
+    });
+    if (auto* e = std::get_if<PgError>(&r)) {
+        numbers_.failed();
+        return *e;
+    }
+    if (out.read) {
+        numbers_.committed({});
+    } else {
+        numbers_.failed();  // nothing to keep: too many users, or no usable sequence
+    }
+    out.kept = numbers_.kept();
+    out.read = numbers_.complete();
+    return out;
+}
+
 void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     const BatchRequest& req = *a.request;
     BatchOutcome& out = a.outcome;
@@ -404,6 +459,8 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         if (auto from = numbers_.read_from()) {
             for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from))
                 numbers_.merge(row[0].as<int64_t>(), row[1].as<int64_t>());
+        } else if (numbers_.cold()) {
+            (void)read_everyone(sql);
         }
         PgArray users;
         std::unordered_set<int64_t> asked;

@@ -71,6 +71,13 @@ struct PassStart {
     std::optional<DueHint> hint;  // nothing was due: for the next pass
 };
 
+// What reading the build numbers ahead did.
+struct NumbersAhead {
+    bool already = false;  // this session keeps numbers already: nothing was read
+    bool read = false;     // every user's highest number was read and is kept
+    std::size_t kept = 0;  // users kept
+};
+
 class DispatchStore {
   public:
     // fence_key: the leader lock's key; none for `-once`, which runs without election.
@@ -90,8 +97,15 @@ class DispatchStore {
     std::variant<BatchOutcome, PgError> dispatch_batch(PgConnection& conn,
                                                        const BatchRequest& request);
 
+    // In an idle pass of the leader: reads every user's highest build number now (one scan of
+    // `builds`) unless this session keeps them already, so that the next burst's first batch
+    // does not scan the history (see BuildNumbers). Writes nothing.
+    std::variant<NumbersAhead, PgError> read_numbers_ahead(PgConnection& conn, Progress* progress);
+
   private:
     struct Attempt;
+    // In a cold batch: every user's highest number, if there are at most kMaxUsers of them.
+    bool read_everyone(SqlRunner& sql);
     void run_attempt(SqlRunner& sql, Attempt& a, bool isolate);
 
     ArtifactHasher hasher_;

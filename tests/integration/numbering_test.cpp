@@ -142,5 +142,77 @@ TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
               0);
 }
 
+// The leader reads every user's number in an idle pass, ahead of the burst; the server commits
+// builds in between (one for a user with history, the first of a new user). The burst numbers
+// on from what the server committed, a user without builds starts at 1, and nothing repeats.
+TEST(Numbering, TheLeaderReadsNumbersAheadAndTheBurstNumbersOnFromWhatTheServerCommitted) {
+    TestDatabase db;
+    Redis redis;
+    redis.flushall();
+    const std::string dir = temp_dir();
+    db.exec(
+        "SET TIME ZONE 'UTC';"
+        "INSERT INTO users (id, email, username, password) SELECT u, 'u' || u || '@example.com', "
+        "'user' || u, '\\x00' FROM generate_series(1, 5) AS u;"
+        "INSERT INTO builds (user_id, number, manifest, status, secret, created_at) "
+        "SELECT u, n, 'm', 'passed', 's', now() - interval '1 day' + n * interval '1 second' "
+        "FROM generate_series(1, 3) AS u, generate_series(1, 5) AS n;"
+        "INSERT INTO cron (user_id, author_id, name, schedule, manifest, next_run) "
+        "SELECT 1 + i % 5, 1 + i % 5, 'n ' || i, 'daily', 'driver: {type: docker, image: "
+        "alpine, workspace: /src}\nstages: [test]\njobs:\n- stage: test\n  commands: [make]', "
+        "(now() AT TIME ZONE 'UTC') + interval '1 hour' FROM generate_series(1, 10) AS i");
+    ConfigOptions o;
+    o.interval = "1s";
+    o.log_level = "debug";  // the idle passes' lines
+    o.pidfile = dir + "/leader.pid";
+    const std::string path = dir + "/leader.conf";
+    write_file(path, djinn_config(db, o));
+    SchedulerProcess leader({"-config", path});
+    ASSERT_TRUE(eventually(
+        [&] {
+            return leader.output().find("build numbers: 3 user(s) read ahead") != std::string::npos;
+        },
+        20s))
+        << leader.output();
+    // The server, meanwhile: user 2's build #6 and user 5's first build, numbered as it does.
+    db.exec(
+        "INSERT INTO builds (user_id, number, manifest, status, secret) SELECT u, coalesce((SELECT "
+        "number FROM builds WHERE user_id = u ORDER BY created_at DESC LIMIT 1), 0) + 1, 'm', "
+        "'queued', 's' FROM (VALUES (2), (5)) AS v(u)");
+    db.exec("UPDATE cron SET next_run = (now() AT TIME ZONE 'UTC') - interval '1 minute'");
+    ASSERT_TRUE(eventually([&] { return db.count("SELECT count(*) FROM cron_builds") == 10; }, 20s))
+        << leader.output();
+    // Each user's cron builds numbered on from its latest: 1 and 3 from 5, 2 from 6, 4 from
+    // nothing, 5 from the server's #1.
+    for (auto [user, first] :
+         std::vector<std::pair<int, int>>{{1, 6}, {2, 7}, {3, 6}, {4, 1}, {5, 2}}) {
+        EXPECT_EQ(db.count("SELECT min(b.number) FROM builds b JOIN cron_builds cb ON cb.build_id "
+                           "= b.id WHERE b.user_id = " +
+                           std::to_string(user)),
+                  first)
+            << "user " << user;
+    }
+    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, number FROM builds GROUP BY 1, 2 "
+                       "HAVING count(*) > 1) d"),
+              0)
+        << "numbers repeated";
+    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, count(*) AS c, max(number) AS m "
+                       "FROM builds GROUP BY 1) x WHERE c <> m"),
+              0)
+        << "numbers with gaps";
+    // Once per session: the idle passes after the burst do not read them again.
+    auto count = [&](const std::string& what) {
+        const std::string out = leader.output();
+        int n = 0;
+        for (std::size_t at = out.find(what); at != std::string::npos; at = out.find(what, at + 1))
+            ++n;
+        return n;
+    };
+    const int idle = count("nothing due, not scanned");
+    ASSERT_TRUE(eventually([&] { return count("nothing due, not scanned") >= idle + 2; }, 20s))
+        << leader.output();
+    EXPECT_EQ(count("read ahead of the next burst"), 1) << leader.output();
+}
+
 }  // namespace
 }  // namespace djinn::testing

@@ -176,6 +176,84 @@ TEST(BuildNumbers, BoundedByMaxUsers) {
     EXPECT_EQ(n.kept(), 0u);
 }
 
+TEST(BuildNumbers, EveryUserReadMakesACompleteSetInWhichAnUnseenUserHasNoBuild) {
+    BuildNumbers n;
+    n.begin(1, true, Horizon{100, false});
+    ASSERT_TRUE(n.cold());
+    n.read_everyone();
+    n.read(7, 41);  // the only user with builds
+    EXPECT_TRUE(n.known(8));
+    EXPECT_EQ(n.next(7), 42);
+    EXPECT_EQ(n.next(8), 1);
+    n.ids_taken({101, 102});
+    n.committed({{7, 42}, {8, 1}});
+    EXPECT_TRUE(n.complete());
+    EXPECT_EQ(n.horizon(), 102);
+    // The next batch: the server committed user 9's first build (#1, id 103) meanwhile; a
+    // complete set adds it, and a user never seen still starts at 1.
+    n.begin(1, true, Horizon{103, false});
+    EXPECT_FALSE(n.cold());
+    ASSERT_EQ(n.read_from(), 102);
+    n.merge(9, 1);
+    EXPECT_TRUE(n.known(9));
+    EXPECT_TRUE(n.known(10));
+    EXPECT_EQ(n.next(9), 2);
+    EXPECT_EQ(n.next(10), 1);
+    EXPECT_EQ(n.next(7), 43);
+    n.ids_taken({104, 105, 106});
+    n.committed({{9, 2}, {10, 1}, {7, 43}});
+    EXPECT_TRUE(n.complete());
+    EXPECT_EQ(n.kept(), 4u);
+}
+
+TEST(BuildNumbers, ACompleteSetIsLostWithTheSetAndNotMadeByAPartialRead) {
+    BuildNumbers n;
+    n.begin(1, true, Horizon{100, false});
+    n.read_everyone();
+    n.read(7, 41);
+    n.committed({});
+    ASSERT_TRUE(n.complete());
+    EXPECT_EQ(n.kept(), 1u);
+    n.begin(1, true, Horizon{100, false});
+    n.failed();
+    EXPECT_FALSE(n.complete());
+    // Read only the batch's users: known users are kept, the set is not complete.
+    n.begin(1, true, Horizon{100, false});
+    n.read(7, 41);
+    n.committed({});
+    EXPECT_EQ(n.kept(), 1u);
+    EXPECT_FALSE(n.complete());
+    n.begin(1, true, Horizon{100, false});
+    EXPECT_FALSE(n.known(8));
+    n.merge(8, 3);  // not complete: its older builds are unknown
+    EXPECT_FALSE(n.known(8));
+    // Another writer at a cold read: nothing is kept, complete or not.
+    n.failed();
+    n.begin(1, true, Horizon{100, true});
+    n.read_everyone();
+    n.read(7, 41);
+    n.committed({});
+    EXPECT_EQ(n.kept(), 0u);
+    EXPECT_FALSE(n.complete());
+    // Another session: nothing of the first is kept.
+    n.begin(1, true, Horizon{100, false});
+    n.read_everyone();
+    n.committed({});
+    ASSERT_TRUE(n.complete());
+    n.begin(2, true, Horizon{100, false});
+    EXPECT_TRUE(n.cold());
+    EXPECT_FALSE(n.known(7));
+}
+
+TEST(BuildNumbersDeathTest, EveryUserIsReadOnlyIntoAColdBatch) {
+    BuildNumbers n;
+    n.begin(1, true, Horizon{100, false});
+    n.read_everyone();
+    n.committed({});
+    n.begin(1, true, Horizon{100, false});
+    EXPECT_DEATH(n.read_everyone(), "broken invariant");
+}
+
 TEST(BuildNumbersDeathTest, ANumberForAUserNeitherReadNorKeptIsABug) {
     BuildNumbers n;
     n.begin(1, true, Horizon{100, false});
