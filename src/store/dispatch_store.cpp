@@ -267,6 +267,7 @@ std::variant<NumbersAhead, PgError> DispatchStore::read_numbers_ahead(PgConnecti
         return out;
     }
     auto r = conn.run([&](pqxx::connection& c) {
+        DJINN_FAILPOINT("numbers.ahead");
         out = NumbersAhead{};
         pqxx::work tx(c);
         SqlRunner sql(tx, progress);

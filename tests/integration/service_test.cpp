@@ -273,6 +273,38 @@ TEST_F(Service, PlanFailureKeepsTheCronDueForTheNextPass) {
     EXPECT_EQ(metric(*p, "djinn_scheduler_crons_skipped_total{reason=\"plan_failed\"}"), 1);
 }
 
+// Reading the build numbers ahead throws (out of memory, a bug) in the leader's first, idle pass:
+// that pass fails at its boundary, is counted, and is not retried in the session; the burst that
+// follows reads the numbers itself and numbers on from the history.
+TEST_F(Service, AFailedReadAheadOfTheNumbersLeavesThemToTheBurst) {
+    db.exec(
+        "INSERT INTO builds (user_id, number, manifest, status, secret) SELECT 1, n, 'm', "
+        "'passed', 's' FROM generate_series(1, 4) AS n");
+    add_crons(5, 3s);
+    ConfigOptions o;
+    o.interval = "1s";
+    auto p = start("ahead", o, {{"DJINN_FAILPOINTS", "numbers.ahead=runtime_error*1"}});
+    ASSERT_TRUE(eventually([&] { return builds() == 5 + 4 && due() == 0; }, 30s)) << p->output();
+    ASSERT_TRUE(eventually(
+        [&] {
+            return redis.integer({"LLEN", "builds_docker:active"}) == 5;
+        },
+        10s));
+    EXPECT_EQ(db.count("SELECT count(*) FROM cron c WHERE (SELECT count(*) FROM cron_builds cb "
+                       "WHERE cb.cron_id = c.id) <> 1"),
+              0);
+    const std::string log = p->output();
+    EXPECT_NE(log.find("internal error while reading the build numbers ahead: failpoint "
+                       "numbers.ahead: injected runtime_error"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("read ahead of the next burst"), std::string::npos) << log;
+    EXPECT_EQ(db.count("SELECT count(*) FROM builds WHERE user_id = 1 AND number BETWEEN 5 AND 9"),
+              5);
+    EXPECT_GE(metric(*p, "djinn_scheduler_errors_total{kind=\"internal\"}"), 1) << log;
+    EXPECT_TRUE(p->running());
+}
+
 // A broken invariant of our own is the one thing that may end the process: loudly, into the
 // configured log, with the pidfile removed.
 TEST_F(Service, ABrokenInvariantCrashesLoudlyIntoTheLogAndRemovesThePidfile) {
