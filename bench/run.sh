@@ -269,29 +269,26 @@ if [ "$LIVED" != 0 ]; then
     # seen them not due yet (that pass keeps the idle hint and, the first time, reads the build
     # numbers ahead). Sets P_PASS (the burst pass's own time), P_CPU (the scheduler's CPU from
     # the crons' update to the burst's end) and P_RSS_MB (its peak RSS, start included).
+    await_log() {  # $1 log, $2 pid, $3 seconds, $4 grep pattern, $5 what failed
+        local deadline=$((SECONDS + $3))
+        until grep -q "$4" "$1"; do
+            if ! kill -0 "$2" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+                cat "$1" >&2; echo "bench/run.sh: $5" >&2; exit 1
+            fi
+            sleep 0.1
+        done
+    }
     svc_round() {
-        local db=$1 n=$(($3 - $2 + 1)) log=$RUN/svc-$1.log pid c0 c1 deadline
+        local db=$1 n=$(($3 - $2 + 1)) log=$RUN/svc-$1.log pid c0 c1
         write_config 1000 "svc-$db.conf" "$log" info "$db"
         printf 'interval 10s\n' >>"$RUN/svc-$db.conf"
         : >"$log"
         "$SCHEDULER" -config "$RUN/svc-$db.conf" & pid=$!
-        deadline=$((SECONDS + 300))
-        until grep -q 'read ahead of the next burst\|not kept ahead' "$log"; do
-            if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-                cat "$log" >&2; echo "bench/run.sh: no idle pass on $db" >&2; exit 1
-            fi
-            sleep 0.1
-        done
+        await_log "$log" "$pid" 300 'read ahead of the next burst\|not kept ahead' "no idle pass on $db"
         c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
         "${PSQL[@]}" -d "$db" -c "UPDATE cron SET next_run = to_timestamp((floor(extract(epoch FROM now()) / 10) + 2) * 10) AT TIME ZONE 'UTC'
             WHERE id BETWEEN $2 AND $3" -c "ANALYZE cron" >/dev/null
-        deadline=$((SECONDS + 600))
-        until grep -q "pass done: $n cron(s) taken" "$log"; do
-            if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-                cat "$log" >&2; echo "bench/run.sh: the burst on $db did not end" >&2; exit 1
-            fi
-            sleep 0.1
-        done
+        await_log "$log" "$pid" 600 "pass done: $n cron(s) taken" "the burst on $db did not end"
         c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
         P_RSS_MB=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
         kill -TERM "$pid"

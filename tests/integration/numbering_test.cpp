@@ -35,6 +35,18 @@ long builds_made(const std::string& output) {
     return n;
 }
 
+// Every build of a user has its own number, and they are 1..n.
+void expect_numbers_1_to_n(TestDatabase& db) {
+    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, number FROM builds GROUP BY 1, 2 "
+                       "HAVING count(*) > 1) d"),
+              0)
+        << "numbers repeated";
+    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, count(*) AS c, max(number) AS m "
+                       "FROM builds GROUP BY 1) x WHERE c <> m"),
+              0)
+        << "numbers with gaps";
+}
+
 TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
     TestDatabase db;
     Redis redis;
@@ -128,15 +140,7 @@ TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
     EXPECT_GT(total - by_once, 0) << "the fleet made nothing";
     std::printf("numbering: %d crons, %ld builds by the fleet, %ld by %d -once pass(es)\n", crons,
                 total - by_once.load(), by_once.load(), passes.load());
-    // Every build of a user has its own number, and they are 1..n.
-    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, number FROM builds GROUP BY 1, 2 "
-                       "HAVING count(*) > 1) d"),
-              0)
-        << "numbers repeated";
-    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, count(*) AS c, max(number) AS m "
-                       "FROM builds GROUP BY 1) x WHERE c <> m"),
-              0)
-        << "numbers with gaps";
+    expect_numbers_1_to_n(db);
     EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT c.id FROM cron c LEFT JOIN cron_builds cb "
                        "ON cb.cron_id = c.id GROUP BY c.id HAVING count(cb.id) <> 1) x"),
               0);
@@ -192,14 +196,7 @@ TEST(Numbering, TheLeaderReadsNumbersAheadAndTheBurstNumbersOnFromWhatTheServerC
                   first)
             << "user " << user;
     }
-    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, number FROM builds GROUP BY 1, 2 "
-                       "HAVING count(*) > 1) d"),
-              0)
-        << "numbers repeated";
-    EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT user_id, count(*) AS c, max(number) AS m "
-                       "FROM builds GROUP BY 1) x WHERE c <> m"),
-              0)
-        << "numbers with gaps";
+    expect_numbers_1_to_n(db);
     // Once per session: the idle passes after the burst do not read them again.
     auto count = [&](const std::string& what) {
         const std::string out = leader.output();
