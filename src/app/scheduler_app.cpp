@@ -22,6 +22,7 @@
 #include "http/http_server.hpp"
 #include "metrics/metrics.hpp"
 #include "queue/build_queue.hpp"
+#include "store/dispatch_sessions.hpp"
 #include "store/dispatch_store.hpp"
 
 namespace djinn::app {
@@ -63,6 +64,21 @@ dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry
     o.numbers_ahead = service;
     o.keepalive = std::max(c.leader.lock_timeout / 4, std::chrono::milliseconds(100));
     return o;
+}
+
+// database.dispatch_sessions > 1: the sessions a pass splits its batches across. Their sessions
+// hold no session-level lock, so no idle_session_timeout (they are closed after each pass); a
+// dispatch transaction that stops talking is still ended by idle_in_transaction_session_timeout,
+// which frees the fence for a new leader.
+std::unique_ptr<store::DispatchSessions> dispatch_sessions(const config::Config& c) {
+    if (c.database.dispatch_sessions < 2)
+        return nullptr;
+    store::SessionOptions o = session_options(c);
+    o.application_name = "djinn-scheduler dispatch";
+    o.idle_session_timeout = std::chrono::milliseconds(0);
+    return std::make_unique<store::DispatchSessions>(
+        static_cast<std::size_t>(c.database.dispatch_sessions),
+        [db = c.database, o] { return store::PgConnection::open(db, o); });
 }
 
 std::set<std::string> driver_set(const config::Config& c) {
@@ -130,6 +146,8 @@ int SchedulerApp::run_once(bool dry_run) {
     dispatch::NoEvents events;
     dispatch::Dispatcher dispatcher(store, queue, driver_set(config_), log_, events, clock_,
                                     dispatcher_options(config_, dry_run, false));
+    auto sessions = dispatch_sessions(config_);
+    dispatcher.set_dispatch_sessions(sessions.get());
     const dispatch::PassReport r = dispatcher.run_pass(*db.session(), waiter_.stopping());
     log_pass(*log_, r, dry_run);
     return r.ok ? 0 : 1;
@@ -162,6 +180,8 @@ int SchedulerApp::run() {
     queue::BuildQueue queue(redis_endpoint(config_));
     dispatch::Dispatcher dispatcher(store, queue, driver_set(config_), log_, events, clock_,
                                     dispatcher_options(config_, false, true));
+    auto sessions = dispatch_sessions(config_);
+    dispatcher.set_dispatch_sessions(sessions.get());
     DispatchPassRunner passes(db, store, dispatcher, *metrics_, progress_, clock_, log_);
     RedisProbe probe(redis_endpoint(config_));
     service::LoopOptions lo;

@@ -71,7 +71,7 @@ const std::vector<std::string>& known() {
         "recovery.enqueue", "recovery.advance", "batch.candidates", "batch.take",
         "batch.rows",       "batch.numbers",    "batch.write",      "batch.advance",
         "batch.commit",     "plan.manifest",    "enqueue.round",    "queue.ping",
-        "numbers.ahead",
+        "numbers.ahead",    "fence.barrier",
     };
     return names;
 }

@@ -143,6 +143,8 @@ std::string describe(const Config& config) {
            config.database.name;
     out += " database.password=" + std::string(set_or_not(config.database.password));
     out += " database.statement_timeout=" + format_duration(config.database.statement_timeout);
+    if (config.database.dispatch_sessions != 1)
+        out += " database.dispatch_sessions=" + std::to_string(config.database.dispatch_sessions);
     if (config.database.tls) {
         out += " database.tls=ca:" + config.database.tls->ca;
         if (!config.database.tls->cert.empty()) {

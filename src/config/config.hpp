@@ -17,7 +17,8 @@
 //   log_format "text"|"json"          drivers ["docker", "os", "qemu-x86_64", "ssh",]
 //   crypto { salt }                   (auth, block, hash: accepted and ignored, as Djinn's
 //                                      shared crypto block has them)
-//   database { addr name username password statement_timeout tls { ca cert key } }
+//   database { addr name username password statement_timeout dispatch_sessions
+//              tls { ca cert key } }
 //                                     (`ssl` = deprecated tls)
 //   redis { addr password }           http { addr liveness_timeout }  drain_timeout <duration>
 //   leader { key <int64> retry_interval <duration> lock_timeout <duration> }
@@ -53,6 +54,9 @@ struct DatabaseConfig {
     // The session's statement_timeout: no statement runs longer, whatever the server's,
     // database's or role's setting.
     std::chrono::milliseconds statement_timeout{60000};
+    // Sessions a batch is split across (by user), each its own transaction in parallel; 1: the
+    // leader's own session only. Not Djinn's: a key of this scheduler.
+    int dispatch_sessions = 1;
 };
 
 struct RedisConfig {

@@ -691,8 +691,9 @@ void Decoder::database(const ast::Node& node, Config& config) {
         return;
     }
     each_key(node, "database",
-             {"addr", "name", "username", "password", "tls", "ssl", "statement_timeout"}, "",
-             [&](const std::string& name, const ast::Param& param, const std::string& key) {
+             {"addr", "name", "username", "password", "tls", "ssl", "statement_timeout",
+              "dispatch_sessions"},
+             "", [&](const std::string& name, const ast::Param& param, const std::string& key) {
                  const ast::Node& value = param.value;
                  if (name == "addr") {
                      if (auto v = database_addresses(value, key)) {
@@ -717,6 +718,15 @@ void Decoder::database(const ast::Node& node, Config& config) {
                  } else if (name == "statement_timeout") {
                      if (auto v = duration_value(value, key)) {
                          config.database.statement_timeout = *v;
+                     }
+                 } else if (name == "dispatch_sessions") {
+                     if (auto v = integer_value(value, key)) {
+                         if (*v < 1 || *v > 32) {
+                             error(value.pos, key,
+                                   "must be between 1 and 32, got " + std::to_string(*v));
+                         } else {
+                             config.database.dispatch_sessions = static_cast<int>(*v);
+                         }
                      }
                  } else if (name == "tls") {
                      if (expect_block(value, key)) {

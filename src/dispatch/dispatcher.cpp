@@ -111,7 +111,18 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
         if (known_.size() > kMaxKnown)
             known_.clear();
         bool go = true;
-        if (recovery_needed_ && !options_.dry_run) {
+        if (recovery_needed_ && !options_.dry_run && store_.fenced()) {
+            // Before the sweep: no dispatch session of an earlier leader may still commit.
+            stage = "waiting for the dispatch fence";
+            if (auto r = store_.fence_barrier(conn); auto* e = std::get_if<store::PgError>(&r)) {
+                report.ok = false;
+                report.session_lost = e->kind == store::PgErrorKind::connection;
+                report.error = "waiting for the dispatch fence: " + e->message;
+                events_.error(error_kind(*e));
+                go = false;
+            }
+        }
+        if (go && recovery_needed_ && !options_.dry_run) {
             stage = "recovery";
             go = recover(conn, progress, report, true);
         }
@@ -139,6 +150,8 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
         recovery_needed_ = true;
         events_.error("internal");
     }
+    if (sessions_ != nullptr)
+        sessions_->close();  // no idle session between passes
     report.duration =
         std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic() - started);
     return report;
@@ -169,6 +182,19 @@ void Dispatcher::read_numbers_ahead(store::PgConnection& conn, Progress* progres
             "users, or builds_id_seq is not CACHE 1): the next burst reads them",
             store::BuildNumbers::kMaxUsers);
     }
+}
+
+std::vector<store::PgConnection*> Dispatcher::open_sessions() {
+    if (sessions_ == nullptr || options_.dry_run)
+        return {};
+    auto ready = sessions_->ready();
+    if (auto* e = std::get_if<store::PgError>(&ready)) {
+        events_.error(error_kind(*e));
+        log_->warn("{}: this pass dispatches on the leader's session alone", e->message);
+        sessions_->close();
+        return {};
+    }
+    return std::get<std::vector<store::PgConnection*>>(ready);
 }
 
 void Dispatcher::keep_alive_until(store::PgConnection& conn,
@@ -269,6 +295,8 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         plans = planned.get();
     }
 
+    // Several dispatch sessions: opened once the pass has something to dispatch.
+    const std::vector<store::PgConnection*> helpers = open_sessions();
     std::vector<std::int64_t> exclude;  // never offered again in this pass
     std::unordered_set<std::int64_t> excluded;
     std::unordered_set<std::int64_t> deferred_once;
@@ -285,6 +313,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         req.next_limit = options_.batch_size;
         req.dry_run = options_.dry_run;
         req.progress = progress;
+        req.keepalive = options_.keepalive;
         std::vector<std::int64_t> next_ids;
         req.on_next = [&](std::vector<store::Candidate> next) {
             next_ids.clear();
@@ -292,7 +321,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
                 next_ids.push_back(c.id);
             planner_.plan_ahead(std::move(next));
         };
-        auto r = store_.dispatch_batch(conn, req);
+        auto r = store_.dispatch_batch(conn, req, helpers);
         beat(progress);
         if (auto* e = std::get_if<store::PgError>(&r)) {
             planner_.discard();
@@ -370,6 +399,20 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
                 std::async(std::launch::async, [this, progress, jobs = std::move(jobs)]() {
                     return enqueuer_.enqueue(jobs, progress);
                 });
+        }
+        if (batch.error) {
+            // Split across dispatch sessions, part of the batch committed and part did not (its
+            // crons stay due): what committed is enqueued, and the pass stops.
+            planner_.discard();
+            report.ok = false;
+            report.session_lost = batch.session_lost;
+            report.error = *batch.error;
+            recovery_needed_ = true;
+            events_.error(batch.session_lost ? "database_connection" : "database");
+            log_->error("batch {} failed in part ({} build(s) of it committed): {}", report.batches,
+                        flight ? flight->builds.size() : 0, *batch.error);
+            land();
+            return;
         }
         stage = "planning batch " + std::to_string(report.batches + 1);
         keep_alive_until(conn,

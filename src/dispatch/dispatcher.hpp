@@ -41,6 +41,7 @@
 #include "dispatch/planner.hpp"
 #include "dispatch/recovery.hpp"
 #include "queue/build_queue.hpp"
+#include "store/dispatch_sessions.hpp"
 #include "store/dispatch_store.hpp"
 #include "store/pg_connection.hpp"
 
@@ -90,6 +91,11 @@ class Dispatcher {
     PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
                         Progress* progress = nullptr);
 
+    // Batches split across these dispatch sessions (database.dispatch_sessions > 1); opened when
+    // a pass needs them, closed at its end. Without them (or when they cannot be opened) every
+    // batch runs on the pass's own session.
+    void set_dispatch_sessions(store::DispatchSessions* sessions) { sessions_ = sessions; }
+
     // The next pass first re-offers committed cron builds to the queue (after a start, a new
     // leadership, or a failed enqueue).
     void request_recovery() { recovery_needed_ = true; }
@@ -107,7 +113,11 @@ class Dispatcher {
     // cannot go on without it.
     bool recover(store::PgConnection& conn, Progress* progress, PassReport& report, bool at_start);
 
+    // The helpers for this pass's batches (empty: the pass's own session alone).
+    std::vector<store::PgConnection*> open_sessions();
+
     store::DispatchStore& store_;
+    store::DispatchSessions* sessions_ = nullptr;
     std::shared_ptr<spdlog::logger> log_;
     DispatchEvents& events_;
     const Clock& clock_;

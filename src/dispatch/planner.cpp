@@ -58,8 +58,9 @@ store::PlannedManifests collect(std::vector<store::Candidate> candidates,
     store::PlannedManifests out;
     out.reserve(candidates.size());
     for (std::size_t i = 0; i < candidates.size(); ++i)
-        out.emplace(candidates[i].id, store::PlannedManifest{std::move(candidates[i].manifest),
-                                                             std::move(results[i])});
+        out.emplace(candidates[i].id,
+                    store::PlannedManifest{std::move(candidates[i].manifest), std::move(results[i]),
+                                           candidates[i].user_id});
     return out;
 }
 

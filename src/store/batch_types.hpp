@@ -16,6 +16,7 @@ namespace djinn::store {
 struct Candidate {
     std::int64_t id = 0;
     std::string manifest;
+    std::int64_t user_id = 0;  // its owner as read (splits a batch across dispatch sessions)
 };
 
 // A manifest, planned: a plan, or why the cron is skipped (metric label and one line).
@@ -33,6 +34,7 @@ struct PlanResult {
 struct PlannedManifest {
     std::string manifest;
     PlanResult result;
+    std::int64_t user_id = 0;  // the candidate's owner as read
 };
 
 // A due cron as its batch locked it.
@@ -90,6 +92,10 @@ struct BatchOutcome {
     bool isolated = false;  // the batch was redone cron by cron after a set-based failure
     std::string isolation_cause;
     TimePoint db_now;
+    // Several dispatch sessions: some parts committed (their builds above) and then this failed
+    // (a part, or the coordinating transaction). The pass enqueues the builds and stops.
+    std::optional<std::string> error;
+    bool session_lost = false;  // with error: the leader's own session is gone (or fenced)
 };
 
 // A committed cron build whose job may be missing from the queue.

@@ -97,6 +97,17 @@ std::int64_t BuildNumbers::next(std::int64_t user) {
     return ++it->second;
 }
 
+std::int64_t BuildNumbers::highest(std::int64_t user) const {
+    if (auto it = batch_.find(user); it != batch_.end())
+        return it->second;
+    if (use_cache_) {
+        if (auto kept = latest_.find(user); kept != latest_.end())
+            return kept->second;
+    }
+    DJINN_INVARIANT(everyone(), "build number asked for a user neither read nor kept");
+    return 0;  // not in a complete set: the user has no build
+}
+
 void BuildNumbers::give_back(std::int64_t user) {
     auto it = batch_.find(user);
     DJINN_INVARIANT(it != batch_.end(), "build number given back for a user without one");

@@ -90,6 +90,10 @@ class BuildNumbers {
     // The next number of `user` in this batch (highest + 1); the user must be known() or read().
     std::int64_t next(std::int64_t user);
 
+    // `user`'s highest number as next() would continue from, without taking one (the user must
+    // be known() or read()).
+    std::int64_t highest(std::int64_t user) const;
+
     // Undoes the last next(user): that build was not written (an isolated cron that failed).
     void give_back(std::int64_t user);
 

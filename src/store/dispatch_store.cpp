@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <future>
+#include <iterator>
+#include <memory>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -38,6 +41,26 @@ FOR UPDATE OF c SKIP LOCKED)sql";
 // can never be a bigint key (leader.key) an operator configured. Constants "djnn", "nums".
 constexpr const char* kNumbersLockSql =
     "SELECT pg_catalog.pg_advisory_xact_lock(1684696686, 1853189491)";
+
+// The dispatch fence (see the header): shared by every part transaction of a batch split across
+// dispatch sessions, taken exclusively by a new leader before its first recovery sweep. Constants
+// "djnn", "fenc".
+constexpr const char* kFenceSharedSql =
+    "SELECT pg_catalog.pg_advisory_xact_lock_shared(1684696686, 1717923427)";
+constexpr const char* kFenceBarrierSql =
+    "SELECT pg_catalog.pg_advisory_xact_lock(1684696686, 1717923427)";
+
+// The leader's own server process, for its parts' fence checks; and the coordinating
+// transaction's now() (the floor of the batch's created_at).
+constexpr const char* kLeaderIdentitySql = R"sql(
+SELECT pg_catalog.pg_backend_pid(),
+       (SELECT (extract(epoch FROM a.backend_start) * 1000000)::int8
+        FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()),
+       (extract(epoch FROM now()) * 1000000)::int8)sql";
+
+// pg_stat_activity is a snapshot kept until the end of the transaction: a part's second check
+// must see the server as it is.
+constexpr const char* kClearSnapshotSql = "SELECT pg_catalog.pg_stat_clear_snapshot()";
 
 // builds_id_seq's last value, only if the sequence hands out ids in time order (CACHE 1, as in
 // Djinn's schema), else NULL. Read under the numbering lock, before kBuildsWritersSql.
@@ -95,6 +118,27 @@ WHERE EXISTS (SELECT 1 FROM keys k WHERE k.user_id = t.user_id AND k.namespace_i
 // Thrown inside the transaction when the fence check fails; turned into PgErrorKind::fenced.
 struct FenceLost {};
 
+// A part's check: the server process $3 that started at $4 (epoch us) holds the leader lock.
+const std::string& leader_holds_sql() {
+    static const std::string sql =
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = $3 AND "
+        "(extract(epoch FROM a.backend_start) * 1000000)::int8 = $4) AND " +
+        advisory_lock_held_sql(1, 2, "$3");
+    return sql;
+}
+
+// The batch's own session holds the leader lock `key`.
+void check_fence(SqlRunner& sql, std::int64_t key) {
+    const PgLockId id = pg_lock_id(key);
+    static const std::string fence = "SELECT " + advisory_lock_held_sql(1, 2);
+    if (!sql.prepared("djinn_fence", fence.c_str(), static_cast<int64_t>(id.classid),
+                      static_cast<int64_t>(id.objid))[0][0]
+             .as<bool>())
+        throw FenceLost{};
+}
+
+const char* const kFencedMessage = "this session does not hold the leader lock: nothing written";
+
 std::string id_array(const std::vector<int64_t>& ids) {
     PgArray arr;
     for (int64_t id : ids)
@@ -145,11 +189,40 @@ DueCron read_row(const pqxx::row& row) {
 
 }  // namespace
 
+// The leader's session as its parts check it (several dispatch sessions, fenced).
+struct LeaderIdentity {
+    std::int64_t pid = 0;
+    std::int64_t backend_start_us = 0;
+    PgLockId lock{};
+};
+
 struct DispatchStore::Attempt {
     const BatchRequest* request = nullptr;
     std::uint64_t session = 0;
     bool next_read = false;  // the next batch's candidates were read (never twice: FETCH moves)
     BatchOutcome outcome;
+    // A part of a batch split across dispatch sessions: the highest build number of each of its
+    // users (read by the coordinating transaction, under the numbering lock), the first
+    // created_at of its builds, and the leader to check (none: not fenced). Without `base` the
+    // batch numbers its builds itself (numbers_).
+    const std::unordered_map<int64_t, int64_t>* base = nullptr;
+    std::unordered_map<int64_t, int64_t> part_next;  // user -> its latest number in this attempt
+    std::optional<TimePoint> created_base;
+    const LeaderIdentity* leader = nullptr;
+    // Out: the builds ids taken (in allocation order) and the latest created_at stamped.
+    std::vector<int64_t> ids;
+    TimePoint last_created{};
+};
+
+// One part of a batch split across dispatch sessions, run on its own thread.
+struct DispatchStore::Part {
+    PgConnection* conn = nullptr;
+    std::size_t index = 0;  // 1-based, for messages
+    BatchRequest request;   // its ids; no look-ahead
+    std::unordered_map<int64_t, int64_t> base;
+    Attempt attempt;
+    bool ran = false;  // its transaction was started (the coordinator got that far)
+    std::variant<std::monostate, PgError> result;
 };
 
 DispatchStore::DispatchStore(std::string crypto_salt, const Clock& clock,
@@ -180,18 +253,28 @@ std::variant<PassStart, PgError> DispatchStore::open_pass(PgConnection& conn, st
     return start;
 }
 
-std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& conn,
-                                                                  const BatchRequest& request) {
-    Attempt a;
-    a.request = &request;
-    a.session = conn.session_id();
+std::variant<std::monostate, PgError> DispatchStore::attempt_batch(PgConnection& conn, Attempt& a) {
+    const BatchRequest& request = *a.request;
     auto attempt = [&](bool isolate) {
         return conn.run([&](pqxx::connection& c) {
             pqxx::work tx(c);
             SqlRunner sql(tx, request.progress);
             a.outcome = BatchOutcome{};
+            a.part_next.clear();
+            a.ids.clear();
             run_attempt(sql, a, isolate);
             DJINN_FAILPOINT("batch.commit");
+            if (a.leader != nullptr) {
+                // The last moment a part can find its leader gone: past it, only the fence
+                // (held to the commit) makes a new leader wait for this commit.
+                sql.prepared("djinn_clear_snapshot", kClearSnapshotSql);
+                if (!sql.prepared("djinn_leader_holds", leader_holds_sql().c_str(),
+                                  static_cast<int64_t>(a.leader->lock.classid),
+                                  static_cast<int64_t>(a.leader->lock.objid), a.leader->pid,
+                                  a.leader->backend_start_us)[0][0]
+                         .as<bool>())
+                    throw FenceLost{};
+            }
             if (request.dry_run) {
                 tx.abort();
             } else {
@@ -203,16 +286,47 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
     try {
         r = attempt(false);
     } catch (const FenceLost&) {
-        numbers_.failed();
-        return PgError{PgErrorKind::fenced, "",
-                       "this session does not hold the leader lock: nothing written"};
+        return PgError{PgErrorKind::fenced, "", kFencedMessage};
     } catch (const std::exception& e) {
         // Not a database error: maybe one cron's data; find out cron by cron below.
         r = PgError{PgErrorKind::query, "", std::string("internal error: ") + e.what()};
     }
+    auto* e = std::get_if<PgError>(&r);
+    if (e == nullptr || e->kind == PgErrorKind::connection)
+        return r;
+    if (a.base == nullptr && !request.dry_run)
+        numbers_.failed();  // the set-based attempt's numbers are not kept
+    // A set-based statement failed: find the culprit(s) cron by cron, from the same offer.
+    const std::string cause = e->message;
+    try {
+        r = attempt(true);
+    } catch (const FenceLost&) {
+        return PgError{PgErrorKind::fenced, "", kFencedMessage};
+    } catch (const std::exception& again) {
+        r = PgError{PgErrorKind::query, "", std::string("internal error: ") + again.what()};
+    }
+    if (auto* e2 = std::get_if<PgError>(&r)) {
+        // Both attempts failed: say why each did.
+        e2->message = cause + "; and redone cron by cron: " + e2->message;
+        return r;
+    }
+    a.outcome.isolated = true;
+    a.outcome.isolation_cause = cause;
+    return r;
+}
+
+std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(
+    PgConnection& conn, const BatchRequest& request, const std::vector<PgConnection*>& helpers) {
+    if (helpers.size() >= 2 && !request.dry_run)
+        return dispatch_parts(conn, request, helpers);
+    Attempt a;
+    a.request = &request;
+    a.session = conn.session_id();
+    auto r = attempt_batch(conn, a);
+    last_build_created_ = std::max(last_build_created_, a.last_created);
     if (!request.dry_run) {
-        if (std::holds_alternative<PgError>(r)) {
-            numbers_.failed();
+        if (std::holds_alternative<PgError>(r) || a.outcome.isolated) {
+            numbers_.failed();  // an isolated batch never keeps numbers
         } else {
             std::vector<BuildNumbers::Written> written;
             written.reserve(a.outcome.builds.size());
@@ -221,30 +335,184 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_batch(PgConnection& 
             numbers_.committed(written);
         }
     }
-    if (auto* e = std::get_if<PgError>(&r)) {
-        if (e->kind == PgErrorKind::connection)
-            return *e;
-        // A set-based statement failed: find the culprit(s) cron by cron, from the same offer.
-        const std::string cause = e->message;
-        try {
-            r = attempt(true);
-        } catch (const FenceLost&) {
-            return PgError{PgErrorKind::fenced, "",
-                           "this session does not hold the leader lock: nothing written"};
-        } catch (const std::exception& again) {
-            r = PgError{PgErrorKind::query, "", std::string("internal error: ") + again.what()};
-        }
-        if (!request.dry_run)
-            numbers_.failed();  // an isolated batch never keeps numbers
-        if (auto* e2 = std::get_if<PgError>(&r)) {
-            // Both attempts failed: say why each did.
-            e2->message = cause + "; and redone cron by cron: " + e2->message;
-            return *e2;
-        }
-        a.outcome.isolated = true;
-        a.outcome.isolation_cause = cause;
-    }
+    if (auto* e = std::get_if<PgError>(&r))
+        return *e;
     return std::move(a.outcome);
+}
+
+std::variant<std::monostate, PgError> DispatchStore::fence_barrier(PgConnection& conn) {
+    return conn.run([&](pqxx::connection& c) {
+        DJINN_FAILPOINT("fence.barrier");
+        pqxx::work tx(c);
+        tx.exec(kFenceBarrierSql);
+        tx.commit();
+    });
+}
+
+void DispatchStore::run_part(Part& part) {
+    try {
+        part.result = attempt_batch(*part.conn, part.attempt);
+    } catch (...) {
+        // attempt_batch translates what it can; anything else (bad_alloc) fails this part only.
+        part.result = PgError{PgErrorKind::query, "", "internal error in a dispatch session"};
+    }
+    if (auto* e = std::get_if<PgError>(&part.result)) {
+        e->message = "dispatch session " + std::to_string(part.index) + ": " + e->message;
+        // A dispatch session that broke is replaced by the next batch; it is not the leader's.
+        if (e->kind == PgErrorKind::connection)
+            e->kind = PgErrorKind::query;
+    }
+}
+
+std::variant<BatchOutcome, PgError> DispatchStore::dispatch_parts(
+    PgConnection& conn, const BatchRequest& request, const std::vector<PgConnection*>& helpers) {
+    const std::size_t k = helpers.size();
+    std::vector<std::unique_ptr<Part>> parts;
+    std::vector<std::future<void>> running;
+    LeaderIdentity leader;
+    BatchOutcome out;
+    auto wait_parts = [&](pqxx::work* tx) {
+        for (auto& f : running) {
+            // The coordinating transaction stays open while its parts run: pinged, so that it
+            // is never idle in transaction for long. A failed ping (the leader's session is
+            // gone) leaves the parts to their fence checks.
+            while (tx != nullptr && f.wait_for(request.keepalive) != std::future_status::ready)
+                tx->exec("SELECT 1");
+            f.wait();
+        }
+    };
+    auto r = conn.run([&](pqxx::connection& c) {
+        parts.clear();
+        out = BatchOutcome{};
+        pqxx::work tx(c);
+        SqlRunner sql(tx, request.progress);
+        DJINN_FAILPOINT("batch.take");
+        sql.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+        if (fence_key_)
+            check_fence(sql, *fence_key_);
+        const std::vector<int64_t> none;
+        const std::vector<int64_t>& exclude = request.exclude ? *request.exclude : none;
+        if (request.next_limit > 0) {
+            std::vector<int64_t> not_again = exclude;
+            not_again.insert(not_again.end(), request.ids.begin(), request.ids.end());
+            std::vector<Candidate> next = cursor_.next(sql, request.next_limit, not_again);
+            if (request.on_next)
+                request.on_next(std::move(next));
+        }
+        // Each candidate to the part of its owner as read (a plan always exists for an offered
+        // id; one without goes to the first part, which defers it).
+        for (std::size_t i = 0; i < k; ++i) {
+            auto p = std::make_unique<Part>();
+            p->conn = helpers[i];
+            p->index = i + 1;
+            p->request.plans = request.plans;
+            p->request.exclude = request.exclude;
+            p->request.progress = request.progress;
+            parts.push_back(std::move(p));
+        }
+        std::vector<int64_t> users;
+        users.reserve(request.ids.size());
+        for (int64_t id : request.ids) {
+            std::int64_t user = -1;
+            if (request.plans != nullptr) {
+                auto it = request.plans->find(id);
+                if (it != request.plans->end())
+                    user = it->second.user_id;
+            }
+            const std::size_t bucket =
+                user < 0 ? 0 : static_cast<std::size_t>(user % static_cast<int64_t>(k));
+            parts[bucket]->request.ids.push_back(id);
+            if (user >= 0) {
+                users.push_back(user);
+                parts[bucket]->base.emplace(user, 0);
+            }
+        }
+        read_numbers(sql, conn.session_id(), true, true, users);
+        const pqxx::row me = sql.prepared("djinn_leader_identity", kLeaderIdentitySql)[0];
+        leader.pid = me[0].as<int64_t>();
+        leader.backend_start_us = me[1].is_null() ? 0 : me[1].as<int64_t>();
+        if (fence_key_)
+            leader.lock = pg_lock_id(*fence_key_);
+        // Every part's builds get created_at values of their own, above the last batch's.
+        TimePoint created = std::max(from_us(me[2].as<int64_t>()),
+                                     last_build_created_ + std::chrono::microseconds(1));
+        for (auto& p : parts) {
+            for (auto& [user, highest] : p->base)
+                highest = numbers_.highest(user);
+            p->attempt.request = &p->request;
+            p->attempt.session = p->conn->session_id();
+            p->attempt.next_read = true;
+            p->attempt.base = &p->base;
+            p->attempt.created_base = created;
+            p->attempt.leader = fence_key_ ? &leader : nullptr;
+            created += std::chrono::microseconds(p->request.ids.size());
+        }
+        for (auto& p : parts) {
+            if (!p->request.ids.empty()) {
+                Part* part = p.get();
+                part->ran = true;
+                running.push_back(
+                    std::async(std::launch::async, [this, part] { run_part(*part); }));
+            }
+        }
+        wait_parts(&tx);
+        running.clear();
+        DJINN_FAILPOINT("batch.commit");
+        tx.commit();  // the numbering lock, held over every part's commit
+    });
+    // Whatever happened to the coordinating transaction, no part outlives the batch.
+    wait_parts(nullptr);
+    running.clear();
+
+    std::vector<BuildNumbers::Written> written;
+    std::vector<int64_t> ids;
+    bool all_clean = true;
+    for (auto& p : parts) {
+        BatchOutcome& o = p->attempt.outcome;
+        last_build_created_ = std::max(last_build_created_, p->attempt.last_created);
+        if (!p->ran)
+            continue;
+        if (auto* e = std::get_if<PgError>(&p->result)) {
+            all_clean = false;
+            if (e->kind == PgErrorKind::fenced)
+                out.session_lost = true;
+            if (!out.error)
+                out.error = e->message;
+            continue;  // nothing of this part was written: its crons stay due
+        }
+        all_clean = all_clean && !o.isolated;
+        out.taken += o.taken;
+        out.db_now = std::max(out.db_now, o.db_now);
+        if (o.isolated && !out.isolated) {
+            out.isolated = true;
+            out.isolation_cause =
+                "dispatch session " + std::to_string(p->index) + ": " + o.isolation_cause;
+        }
+        for (auto& b : o.builds)
+            written.push_back({b.user_id, b.build_number});
+        ids.insert(ids.end(), p->attempt.ids.begin(), p->attempt.ids.end());
+        std::move(o.builds.begin(), o.builds.end(), std::back_inserter(out.builds));
+        std::move(o.skipped.begin(), o.skipped.end(), std::back_inserter(out.skipped));
+        out.not_taken.insert(out.not_taken.end(), o.not_taken.begin(), o.not_taken.end());
+        std::move(o.deferred.begin(), o.deferred.end(), std::back_inserter(out.deferred));
+    }
+    if (auto* e = std::get_if<PgError>(&r)) {
+        numbers_.failed();
+        if (out.builds.empty() && !out.error)
+            return *e;  // nothing of the batch was committed
+        out.error = (out.error ? *out.error + "; " : std::string()) + e->message;
+        out.session_lost = out.session_lost || e->kind == PgErrorKind::connection ||
+                           e->kind == PgErrorKind::fenced;
+        return out;
+    }
+    if (all_clean && !out.error) {
+        std::sort(ids.begin(), ids.end());
+        numbers_.ids_taken(ids);
+        numbers_.committed(written);
+    } else {
+        numbers_.failed();
+    }
+    return out;
 }
 
 bool DispatchStore::read_everyone(SqlRunner& sql) {
@@ -298,6 +566,56 @@ std::variant<NumbersAhead, PgError> DispatchStore::read_numbers_ahead(PgConnecti
     return out;
 }
 
+void DispatchStore::read_numbers(SqlRunner& sql, std::uint64_t session, bool lock, bool use_cache,
+                                 const std::vector<int64_t>& users) {
+    DJINN_FAILPOINT("batch.numbers");
+    if (lock)
+        sql.prepared("djinn_numbers_lock", kNumbersLockSql);
+    BuildNumbers::Horizon horizon;
+    if (use_cache) {
+        auto seq = sql.prepared("djinn_numbers_seq", kNumbersSeqSql)[0];
+        if (!seq[0].is_null())
+            horizon.last_id = seq[0].as<int64_t>();
+        horizon.others_writing =
+            sql.prepared("djinn_numbers_writers", kBuildsWritersSql)[0][0].as<bool>();
+    }
+    numbers_.begin(session, use_cache, horizon);
+    if (auto from = numbers_.read_from()) {
+        for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from))
+            numbers_.merge(row[0].as<int64_t>(), row[1].as<int64_t>());
+    } else if (numbers_.cold()) {
+        (void)read_everyone(sql);
+    }
+    PgArray unknown;
+    std::unordered_set<int64_t> asked;
+    for (int64_t u : users) {
+        if (!numbers_.known(u) && asked.insert(u).second)
+            unknown.add(u);
+    }
+    if (unknown.size() > 0) {
+        // Not prepared: with the array a constant the planner hashes the users (a generic
+        // plan would compare each build with every user of the batch).
+        for (const auto& row :
+             sql.exec(std::string(kNumbersSql) + "(" + sql.tx().quote(unknown.str()) +
+                      "::int[]) GROUP BY user_id")) {
+            const int64_t u = row[0].as<int64_t>();
+            numbers_.read(u, row[1].as<int64_t>());
+            asked.erase(u);
+        }
+        for (int64_t u : asked)
+            numbers_.read(u, 0);  // no build yet
+    }
+}
+
+std::int64_t DispatchStore::next_number(Attempt& a, std::int64_t user) {
+    if (a.base == nullptr)
+        return numbers_.next(user);
+    auto it = a.part_next.find(user);
+    if (it == a.part_next.end())
+        it = a.part_next.emplace(user, a.base->at(user)).first;
+    return ++it->second;
+}
+
 void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     const BatchRequest& req = *a.request;
     BatchOutcome& out = a.outcome;
@@ -305,13 +623,17 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     // Each statement sees what was committed before it (the numbers, after the numbering lock
     // wait), whatever default_transaction_isolation the database or role sets.
     sql.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-    if (fence_key_) {
-        const PgLockId id = pg_lock_id(*fence_key_);
-        static const std::string fence = "SELECT " + advisory_lock_held_sql(1, 2);
-        if (!sql.prepared("djinn_fence", fence.c_str(), static_cast<int64_t>(id.classid),
-                          static_cast<int64_t>(id.objid))[0][0]
+    if (a.leader != nullptr) {
+        // A part: the fence first (a new leader's barrier waits for it), then the leader.
+        sql.prepared("djinn_fence_shared", kFenceSharedSql);
+        if (!sql.prepared("djinn_leader_holds", leader_holds_sql().c_str(),
+                          static_cast<int64_t>(a.leader->lock.classid),
+                          static_cast<int64_t>(a.leader->lock.objid), a.leader->pid,
+                          a.leader->backend_start_us)[0][0]
                  .as<bool>())
             throw FenceLost{};
+    } else if (fence_key_ && a.base == nullptr) {
+        check_fence(sql, *fence_key_);
     }
     const std::vector<int64_t> none;
     const std::vector<int64_t>& exclude = req.exclude ? *req.exclude : none;
@@ -386,8 +708,10 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             if (it != req.plans->end() && it->second.manifest == c.manifest)
                 planned = &it->second;
         }
-        if (planned == nullptr) {
-            out.deferred.push_back({c.id, c.manifest});  // changed since it was planned: untouched
+        // Changed since it was planned, or (a part) owned by a user who is not the part's:
+        // untouched, and planned again.
+        if (planned == nullptr || (a.base != nullptr && a.base->count(c.user_id) == 0)) {
+            out.deferred.push_back({c.id, c.manifest, c.user_id});
             continue;
         }
         if (!planned->result.plan) {
@@ -441,52 +765,20 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         work = std::move(kept);
     }
 
-    if (!work.empty()) {
+    if (!work.empty() && a.base == nullptr) {
         // Build numbers: the user's latest + 1, consecutive within the batch, under the
         // numbering lock (see BuildNumbers). A dry run writes nothing and takes no lock.
-        const bool use_cache = !req.dry_run && !isolate;
-        DJINN_FAILPOINT("batch.numbers");
-        if (!req.dry_run)
-            sql.prepared("djinn_numbers_lock", kNumbersLockSql);
-        BuildNumbers::Horizon horizon;
-        if (use_cache) {
-            auto seq = sql.prepared("djinn_numbers_seq", kNumbersSeqSql)[0];
-            if (!seq[0].is_null())
-                horizon.last_id = seq[0].as<int64_t>();
-            horizon.others_writing =
-                sql.prepared("djinn_numbers_writers", kBuildsWritersSql)[0][0].as<bool>();
-        }
-        numbers_.begin(a.session, use_cache, horizon);
-        if (auto from = numbers_.read_from()) {
-            for (const auto& row : sql.prepared("djinn_numbers_since", kNumbersSinceSql, *from))
-                numbers_.merge(row[0].as<int64_t>(), row[1].as<int64_t>());
-        } else if (numbers_.cold()) {
-            (void)read_everyone(sql);
-        }
-        PgArray users;
-        std::unordered_set<int64_t> asked;
-        for (const BuildRow& w : work) {
-            const int64_t u = w.cron->user_id;
-            if (!numbers_.known(u) && asked.insert(u).second)
-                users.add(u);
-        }
-        if (users.size() > 0) {
-            // Not prepared: with the array a constant the planner hashes the users (a generic
-            // plan would compare each build with every user of the batch).
-            for (const auto& row :
-                 sql.exec(std::string(kNumbersSql) + "(" + sql.tx().quote(users.str()) +
-                          "::int[]) GROUP BY user_id")) {
-                const int64_t u = row[0].as<int64_t>();
-                numbers_.read(u, row[1].as<int64_t>());
-                asked.erase(u);
-            }
-            for (int64_t u : asked)
-                numbers_.read(u, 0);  // no build yet
-        }
+        std::vector<int64_t> users;
+        users.reserve(work.size());
+        for (const BuildRow& w : work)
+            users.push_back(w.cron->user_id);
+        read_numbers(sql, a.session, !req.dry_run, !req.dry_run && !isolate, users);
     }
 
     // created_at strictly increasing across builds too (Djinn numbers by created_at DESC).
-    const TimePoint base = std::max(now, last_build_created_ + std::chrono::microseconds(1));
+    const TimePoint base = a.created_base
+                               ? *a.created_base
+                               : std::max(now, last_build_created_ + std::chrono::microseconds(1));
     std::int64_t seq_us = 0;
     auto stamp = [&](BuildRow& w) {
         w.created = base + std::chrono::microseconds(seq_us);
@@ -499,7 +791,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
 
     if (req.dry_run) {
         for (BuildRow& w : work) {
-            w.number = numbers_.next(w.cron->user_id);
+            w.number = next_number(a, w.cron->user_id);
             record(w);
         }
         return;
@@ -511,20 +803,24 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
         std::vector<BuildRow*> items;
         items.reserve(work.size());
         for (BuildRow& w : work) {
-            w.number = numbers_.next(w.cron->user_id);
+            w.number = next_number(a, w.cron->user_id);
             stamp(w);
             items.push_back(&w);
         }
-        if (!items.empty())
-            numbers_.ids_taken(writer.write(sql, items));
+        if (!items.empty()) {
+            std::vector<int64_t> ids = writer.write(sql, items);
+            a.ids.insert(a.ids.end(), ids.begin(), ids.end());
+            if (a.base == nullptr)
+                numbers_.ids_taken(ids);
+        }
         for (const BuildRow& w : work) {
             record(w);
             advance(*w.cron, w.next_run, true);
-            last_build_created_ = std::max(last_build_created_, w.created);
+            a.last_created = std::max(a.last_created, w.created);
         }
     } else {
         for (BuildRow& w : work) {
-            w.number = numbers_.next(w.cron->user_id);
+            w.number = next_number(a, w.cron->user_id);
             stamp(w);
             std::vector<BuildRow*> one{&w};
             // Explicit savepoints: libpqxx 6.4's subtransaction only issues its SAVEPOINT on
@@ -546,14 +842,20 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
             }
             if (!failure.empty()) {
                 sql.exec("ROLLBACK TO SAVEPOINT djinn_cron");
-                numbers_.give_back(w.cron->user_id);  // the next build of this user takes it
+                // The next build of this user takes the number.
+                if (a.base != nullptr) {
+                    --a.part_next.at(w.cron->user_id);
+                } else {
+                    numbers_.give_back(w.cron->user_id);
+                }
                 skip(*w.cron, privilege ? "missing_privilege" : "write_failed",
                      "build not written: " + failure, false);
                 continue;
             }
+            a.ids.push_back(w.build_id);
             record(w);
             advance(*w.cron, w.next_run, true);
-            last_build_created_ = std::max(last_build_created_, w.created);
+            a.last_created = std::max(a.last_created, w.created);
         }
     }
 

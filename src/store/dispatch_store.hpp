@@ -22,9 +22,27 @@
 // redone with one savepoint per cron, so a cron that cannot be written (a missing privilege,
 // hostile data) is skipped for this pass and stays due, while every other cron is dispatched.
 //
+// Several dispatch sessions (database.dispatch_sessions K > 1): the batch's candidates are split
+// by user (user_id % K) into K parts, each locked, written and committed by one transaction on
+// a dispatch session of its own, in parallel, so that each user's builds are numbered by one
+// session. The leader's session runs the batch's coordinating transaction around them: the
+// fence check, the next batch's candidates, the numbering lock and every user's highest number
+// (all as above); it hands each part the highest numbers of its users, stays open (pinged)
+// while the parts run, and commits last, so the numbering lock covers every part's commit.
+// Fencing a part: each part's transaction takes the dispatch fence (a shared transaction-level
+// advisory lock) and checks, when it starts and again just before it commits, that the leader's
+// server process (its pid and backend_start) still holds the leader lock; it writes nothing
+// otherwise (PgErrorKind::fenced). A new leader takes the fence exclusively (fence_barrier())
+// before its first recovery sweep, which therefore waits for every part transaction of an older
+// leader to end: any part that committed is seen by that sweep, and any part that had not yet
+// committed finds the old leader's lock gone at its check and rolls back. A part that fails is
+// redone cron by cron on its own session, like a batch; a part that still fails leaves its
+// crons due, and the other parts' builds are reported with the error (BatchOutcome::error).
+//
 // Thread safety: not thread-safe; one DispatchStore per session owner.
 // Failure: session-level and SQL failures come back as PgError; nothing is committed then.
 // Exceptions that are not libpqxx's pass through (the pass boundary catches them).
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -56,6 +74,9 @@ struct BatchRequest {
     std::function<void(std::vector<Candidate>)> on_next;
     bool dry_run = false;  // plan everything, write nothing (the transaction is rolled back)
     Progress* progress = nullptr;
+    // Several dispatch sessions: how often the coordinating transaction is pinged while its
+    // parts run (it must not sit idle in transaction for idle_in_transaction_session_timeout).
+    std::chrono::milliseconds keepalive{2500};
 };
 
 // How a pass's probe may use the statistics of the cron table (store/due_hint.hpp).
@@ -87,6 +108,8 @@ class DispatchStore {
     DispatchStore& operator=(const DispatchStore&) = delete;
 
     void set_privileges(Privileges p) { privileges_ = std::move(p); }
+    // Whether batches check the leader lock (a leader's store, not -once's).
+    bool fenced() const { return fence_key_.has_value(); }
     const Privileges& privileges() const { return privileges_; }
 
     // Starts a pass on `conn`: the due cursor and the first batch's candidates (at most
@@ -94,8 +117,15 @@ class DispatchStore {
     std::variant<PassStart, PgError> open_pass(PgConnection& conn, std::int64_t limit,
                                                Progress* progress, const DueHints& hints = {});
 
-    std::variant<BatchOutcome, PgError> dispatch_batch(PgConnection& conn,
-                                                       const BatchRequest& request);
+    // One batch on `conn`; with two or more `helpers` (dispatch sessions), split across them
+    // (see above). A dry run always runs on `conn` alone.
+    std::variant<BatchOutcome, PgError> dispatch_batch(
+        PgConnection& conn, const BatchRequest& request,
+        const std::vector<PgConnection*>& helpers = {});
+
+    // A new leader, before its first recovery sweep: waits until no dispatch session of any
+    // leader is inside a dispatch transaction (takes and releases the dispatch fence).
+    std::variant<std::monostate, PgError> fence_barrier(PgConnection& conn);
 
     // In an idle pass of the leader: reads every user's highest build number now (one scan of
     // `builds`) unless this session keeps them already, so that the next burst's first batch
@@ -104,6 +134,19 @@ class DispatchStore {
 
   private:
     struct Attempt;
+    struct Part;
+    std::variant<BatchOutcome, PgError> dispatch_parts(PgConnection& conn,
+                                                       const BatchRequest& request,
+                                                       const std::vector<PgConnection*>& helpers);
+    // Runs `a` on `conn` (set-based, then cron by cron if that fails) without touching the kept
+    // build numbers: the caller does.
+    std::variant<std::monostate, PgError> attempt_batch(PgConnection& conn, Attempt& a);
+    void run_part(Part& part);
+    std::int64_t next_number(Attempt& a, std::int64_t user);
+    // Under the numbering lock (`lock`; a dry run takes none): makes every one of `users` known
+    // to numbers_ for a batch of `session`, reading `builds` as BuildNumbers says.
+    void read_numbers(SqlRunner& sql, std::uint64_t session, bool lock, bool use_cache,
+                      const std::vector<std::int64_t>& users);
     // In a cold batch: every user's highest number, if there are at most kMaxUsers of them.
     bool read_everyone(SqlRunner& sql);
     void run_attempt(SqlRunner& sql, Attempt& a, bool isolate);

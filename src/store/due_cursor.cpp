@@ -41,9 +41,10 @@ DECLARE djinn_scheduler_due NO SCROLL CURSOR WITH HOLD FOR
 SELECT id FROM cron WHERE next_run <= (now() AT TIME ZONE 'UTC') ORDER BY next_run, id)sql";
 // The manifests of the next batch, read without a lock: only what the pipeline plans ahead; the
 // batch locks the rows and uses a plan only for the same text.
-constexpr const char* kManifests = "SELECT id, manifest FROM cron WHERE id = ANY($1::int[])";
+constexpr const char* kManifests =
+    "SELECT id, manifest, user_id FROM cron WHERE id = ANY($1::int[])";
 constexpr const char* kSweep = R"sql(
-SELECT id, manifest FROM cron
+SELECT id, manifest, user_id FROM cron
 WHERE next_run <= (now() AT TIME ZONE 'UTC') AND id <> ALL($2::int[])
 ORDER BY next_run, id LIMIT $1)sql";
 
@@ -112,7 +113,8 @@ std::vector<Candidate> DueCursor::next(SqlRunner& sql, std::int64_t limit,
             }
             if (!ids.empty()) {
                 for (const auto& row : sql.prepared("djinn_manifests", kManifests, id_array(ids)))
-                    out.push_back({row[0].as<std::int64_t>(), row[1].as<std::string>()});
+                    out.push_back({row[0].as<std::int64_t>(), row[1].as<std::string>(),
+                                   row[2].as<std::int64_t>()});
                 // Keep the cursor's order (next_run, id): ANY() returns rows in table order.
                 std::unordered_map<std::int64_t, std::size_t> pos;
                 for (std::size_t i = 0; i < ids.size(); ++i)
@@ -131,7 +133,8 @@ std::vector<Candidate> DueCursor::next(SqlRunner& sql, std::int64_t limit,
     if (state_ == State::none)
         return out;
     for (const auto& row : sql.prepared("djinn_sweep", kSweep, limit, id_array(exclude)))
-        out.push_back({row[0].as<std::int64_t>(), row[1].as<std::string>()});
+        out.push_back(
+            {row[0].as<std::int64_t>(), row[1].as<std::string>(), row[2].as<std::int64_t>()});
     return out;
 }
 

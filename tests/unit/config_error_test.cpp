@@ -194,7 +194,7 @@ TEST(ConfigErrorTest, AllErrorsAreReportedTogetherInFileOrder) {
                   "e.conf:5:9: database.tls.key: required when database.tls.cert is set: a "
                   "client certificate needs its key",
                   "e.conf:6:3: database.colour: unknown key (known here: addr, name, username, "
-                  "password, tls, ssl, statement_timeout)",
+                  "password, tls, ssl, statement_timeout, dispatch_sessions)",
                   "e.conf:8:10: drivers[0]: unknown driver \"qemu\" (the scheduler queues qemu "
                   "builds as \"qemu-x86_64\")",
                   "e.conf:9:5: log.loud: unknown log level 'loud' (use debug, info, warn or "
