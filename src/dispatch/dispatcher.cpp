@@ -194,7 +194,9 @@ std::vector<store::PgConnection*> Dispatcher::open_sessions() {
         sessions_->close();
         return {};
     }
-    return std::get<std::vector<store::PgConnection*>>(ready);
+    auto helpers = std::get<std::vector<store::PgConnection*>>(ready);
+    log_->info("batches split across {} dispatch sessions", helpers.size());
+    return helpers;
 }
 
 void Dispatcher::keep_alive_until(store::PgConnection& conn,

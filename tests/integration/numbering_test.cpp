@@ -47,7 +47,8 @@ void expect_numbers_1_to_n(TestDatabase& db) {
         << "numbers with gaps";
 }
 
-TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
+// `sessions`: database.dispatch_sessions of the fleet and of the -once passes.
+void once_beside_a_running_fleet(int sessions) {
     TestDatabase db;
     Redis redis;
     redis.flushall();
@@ -69,6 +70,8 @@ TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
     ConfigOptions o;
     o.batch_size = 100;
     o.interval = "1m";
+    if (sessions > 1)
+        o.database_extra = "dispatch_sessions " + std::to_string(sessions);
     // The fleet's batches are held back a little, so that on a fast machine its burst still lasts
     // longer than a -once process takes to start (CI once saw the leader finish 3000 crons before
     // the first -once pass began, and the -once passes made nothing).
@@ -144,6 +147,16 @@ TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
     EXPECT_EQ(db.count("SELECT count(*) FROM (SELECT c.id FROM cron c LEFT JOIN cron_builds cb "
                        "ON cb.cron_id = c.id GROUP BY c.id HAVING count(cb.id) <> 1) x"),
               0);
+}
+
+TEST(Numbering, OnceBesideARunningFleetGivesEveryBuildOfAUserItsOwnNumber) {
+    once_beside_a_running_fleet(1);
+}
+
+// The same with every batch of the fleet and of the -once passes split across dispatch sessions:
+// four sessions of two processes write builds of the same users at once.
+TEST(Numbering, OnceBesideAFleetOnTwoDispatchSessionsGivesEveryBuildOfAUserItsOwnNumber) {
+    once_beside_a_running_fleet(2);
 }
 
 // The leader reads every user's number in an idle pass, ahead of the burst; the server commits
