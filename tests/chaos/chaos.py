@@ -50,6 +50,8 @@ LOCK_TIMEOUT_S = 4
 RETRY_S = 1
 DRAIN_S = 10
 BATCH_SIZE = 20
+# database.dispatch_sessions (--dispatch-sessions): a line of the replicas' database block.
+DISPATCH_SESSIONS_LINE = ""
 USERS = 5
 GOOD_MANIFEST = ("driver: {type: docker, image: alpine, workspace: /src}\n"
                  "stages: [test]\njobs:\n- stage: test\n  commands: [make]")
@@ -373,7 +375,7 @@ database {{
     addr "{db_addr}"
     name "{DB}"
     username "{self.role}"
-    password "secret"
+    password "secret"{DISPATCH_SESSIONS_LINE}
 }}
 redis {{
     addr "{services}:{REDIS_PORT}"
@@ -2249,11 +2251,20 @@ def main():
     ap.add_argument("--lived", type=int, default=0, metavar="BUILDS",
                     help="load BUILDS finished builds of history (and BUILDS/10 crons that are "
                          "not due) before the replicas start: a database that has lived")
+    ap.add_argument("--dispatch-sessions", type=int, default=1, metavar="K",
+                    help="database.dispatch_sessions of every replica: each batch split across K "
+                         "sessions (default 1)")
     ap.add_argument("--direct", action="store_true",
                     help="every replica connects to PostgreSQL directly: no PgBouncer (and none "
                          "of its faults)")
     args = ap.parse_args()
     global FAULTS, POOLED, POOLER_SKIP, FAILOVER_SKIP  # pylint: disable=global-statement
+    global DISPATCH_SESSIONS_LINE  # pylint: disable=global-statement
+    if not 1 <= args.dispatch_sessions <= 32:
+        print("chaos: --dispatch-sessions must be between 1 and 32", file=sys.stderr)
+        return 2
+    if args.dispatch_sessions > 1:
+        DISPATCH_SESSIONS_LINE = f"\n    dispatch_sessions {args.dispatch_sessions}"
     wanted = [k.strip() for k in args.faults.split(",") if k.strip()] or list(ALL_FAULTS)
     unknown = sorted(set(wanted) - set(ALL_FAULTS))
     if unknown:
@@ -2292,7 +2303,7 @@ def main():
 
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
-    log(f"seed {args.seed}, duration {args.duration}s, faults {', '.join(FAULTS)}, run directory "
+    log(f"seed {args.seed}, duration {args.duration}s, dispatch sessions {args.dispatch_sessions}, faults {', '.join(FAULTS)}, run directory "
         f"{RUNDIR}")
     if PARTITION_SKIP and "partition" not in FAULTS:
         log(f"the partition fault is SKIPPED: {PARTITION_SKIP}")

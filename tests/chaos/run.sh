@@ -5,7 +5,7 @@
 # the queues. See docs/reliability.md.
 #
 #   tests/chaos/run.sh [--seed N] [--duration SECONDS] [--keep] [--bin PATH] [--faults A,B]
-#                      [--lived BUILDS] [--direct]
+#                      [--lived BUILDS] [--direct] [--dispatch-sessions K]
 #
 #   --seed N            seeds the fault schedule and the workload (default: 1)
 #   --duration SECONDS  how long to inject faults (default 120: the CI version); every fault type
@@ -18,6 +18,8 @@
 #   --lived BUILDS      first load BUILDS finished builds of history and BUILDS/10 crons that are
 #                       not due (bench/sql/lived.sql); the checks read only what the run made
 #   --direct            no PgBouncer: every replica connects to PostgreSQL directly
+#   --dispatch-sessions K  every replica splits its batches across K sessions
+#                       (database.dispatch_sessions; default 1)
 #
 # The `partition` fault runs replica c in a network namespace of its own (tests/chaos/partition.py:
 # a veth pair on a /30 of TEST-NET-2, nothing routed anywhere else) and cuts its link while it
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin=$2; shift 2 ;;
         --bin=*) bin=${1#--bin=}; shift ;;
-        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) args+=("$1"); shift ;;
     esac
 done

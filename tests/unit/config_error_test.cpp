@@ -174,6 +174,15 @@ TEST(ConfigErrorTest, ATypeErrorDoesNotAlsoReportARequiredKey) {
               "e.conf:1:21: database.tls.ca: expected a string, got integer 5");
 }
 
+TEST(ConfigErrorTest, DispatchSessionsOutsideOneToThirtyTwo) {
+    EXPECT_EQ(error("database { dispatch_sessions 0 }"),
+              "e.conf:1:30: database.dispatch_sessions: must be between 1 and 32, got 0");
+    EXPECT_EQ(error("database {\n  dispatch_sessions 33\n}"),
+              "e.conf:2:21: database.dispatch_sessions: must be between 1 and 32, got 33");
+    EXPECT_EQ(error("database { dispatch_sessions \"2\" }"),
+              "e.conf:1:30: database.dispatch_sessions: expected an integer, got string \"2\"");
+}
+
 TEST(ConfigErrorTest, AllErrorsAreReportedTogetherInFileOrder) {
     EXPECT_EQ(errors("interval 0s\n"
                      "batch_size \"many\"\n"

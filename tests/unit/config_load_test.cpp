@@ -110,6 +110,14 @@ TEST(ConfigLoadTest, EveryKey) {
     EXPECT_TRUE(result.warnings.empty());
 }
 
+TEST(ConfigLoadTest, DispatchSessionsDefaultsToOneAndTakesItsValue) {
+    EXPECT_EQ(load_ok(load_djinn("database { name \"n\" }\n", "c.conf")).database.dispatch_sessions,
+              1);
+    EXPECT_EQ(load_ok(load_djinn("database { dispatch_sessions 4 }\n", "c.conf"))
+                  .database.dispatch_sessions,
+              4);
+}
+
 TEST(ConfigLoadTest, KeysMatchCaseInsensitively) {
     Config c = load_ok(load_djinn(
         "PIDFILE \"/p\"\nInterval 2m\nBatch_Size 5\nLOG WARN \"/dev/stdout\"\n"

@@ -38,6 +38,25 @@ TEST(BuildNumbers, NumbersAreTheHighestPlusOneAndConsecutiveWithinABatch) {
     EXPECT_EQ(n.next(7), 43);
 }
 
+// What a batch split across dispatch sessions hands its parts: the number each user goes on from,
+// without taking one; in a complete set a user not kept has none.
+TEST(BuildNumbers, HighestIsWhereNextGoesOnFromWithoutTakingANumber) {
+    BuildNumbers n;
+    n.begin(1, true, Horizon{100, false});
+    n.read_everyone();
+    n.read(7, 41);
+    EXPECT_EQ(n.highest(7), 41);
+    EXPECT_EQ(n.highest(7), 41);
+    EXPECT_EQ(n.highest(9), 0);  // complete: no build
+    EXPECT_EQ(n.next(7), 42);
+    EXPECT_EQ(n.highest(7), 42);
+    // Without a usable sequence the numbers are the batch's own.
+    BuildNumbers cold;
+    cold.begin(1, true, Horizon{std::nullopt, false});
+    cold.read(5, 3);
+    EXPECT_EQ(cold.highest(5), 3);
+}
+
 TEST(BuildNumbers, KeptWhileOnlyThisSessionTakesBuildIdsAndTheHorizonFollowsItsIds) {
     BuildNumbers n;
     EXPECT_EQ(batch(n, Horizon{100, false}, 7, 41, {101, 102}),

@@ -102,6 +102,9 @@ database:
   username: {{ $c.database.username | quote }}
   password: "${DJINN_DATABASE_PASSWORD}"
   statement_timeout: {{ printf "%ds" (int64 $c.database.statementTimeoutSeconds) | quote }}
+{{- if gt (int64 $c.database.dispatchSessions) 1 }}
+  dispatch_sessions: {{ int64 $c.database.dispatchSessions }}
+{{- end }}
 {{- if $c.database.tls.enabled }}
   tls:
     ca: {{ printf "%s/ca.crt" (include "djinn-scheduler.tlsDir" .) | quote }}
