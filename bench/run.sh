@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The midnight-burst benchmark (issue 6). Usage:
+# The midnight-burst benchmark (issues 6 and 12). Usage:
 #
 #   bench/run.sh [N ...]          # default: 1000 10000 100000
 #
 # Starts its own PostgreSQL 15 and Redis (scripts/lib/services.sh), builds a Release
-# djinn-scheduler, and for each N, BENCH_REPEAT times: seeds N due crons (bench/sql/seed.sql),
-# runs one `-once` pass and measures it; resets the database, seeds again and times the CEILING
-# (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone). Medians are reported.
+# djinn-scheduler, and for each N, BENCH_REPEAT rounds, each on freshly seeded databases: one
+# `-once` pass per K in BENCH_SESSIONS (`dispatch_sessions K` in the config's database block;
+# K=1 writes no key) over N due crons (bench/sql/seed.sql), and once the CEILING
+# (bench/sql/ceiling.sql: the same rows written by PostgreSQL alone, one session), in
+# alternating order between rounds (pass K=1, ceiling, pass K=2; then pass K=2, ceiling, pass
+# K=1). One table row per (N, K): medians, ratio = median ceiling / median pass of that K.
+# At the largest N (when it is >= 10000, or BENCH_PLOT=1), round 1 is sampled: builds committed
+# every 0.25 s during each pass and the ceiling, drawn by gnuplot into
+# bench/results/burst-<N>.png (the samples beside it, burst-<N>-<label>.dat).
 # Then the idle pass: a pass with BENCH_IDLE_CRONS crons none of which is due, scanning cron,
 # after an idle pass (whose hint spares the scan), and with CREATE INDEX ON cron (next_run). Then the lived database (BENCH_LIVED): BENCH_IDLE_CRONS
 # crons, a year of finished builds with every row Djinn writes for them (bench/sql/lived.sql),
@@ -18,13 +24,21 @@
 # backlog. Prints one
 # Markdown table and writes it to BENCH_OUT.
 #
+# Needs bc, /usr/bin/time and, for the picture, gnuplot: missing ones are installed with
+# apt-get (packages bc, time, gnuplot-nox; as root or with sudo).
+#
 # Environment:
 #   BENCH_BUILD_DIR     build tree (default build-bench; configured Release if missing)
-#   BENCH_OUT           result file (default bench/results/latest.md)
+#   BENCH_OUT           result file (default bench/results/latest.md; the picture goes beside it)
+#   BENCH_SESSIONS      the K of the passes: dispatch_sessions values, one pass each per round
+#                       (default "1 2"; K=1 writes the config without the key, for binaries
+#                       that do not know it)
+#   BENCH_PLOT          1: sample and draw the largest N whatever its size; 0: never (default:
+#                       when the largest N is at least 10000)
 #   BENCH_IDLE_CRONS    crons in the table for the idle pass (default 1000000; 0 skips it)
 #   BENCH_BATCH_COMPARE another batch_size, run at the largest N for information
 #                       (default 5000; 0 skips it)
-#   BENCH_REPEAT        rounds of (pass, ceiling) per N, medians reported (default 3)
+#   BENCH_REPEAT        rounds of (passes, ceiling) per N, medians reported (default 3)
 #   BENCH_LIVED         finished builds of history for the lived database (default 1000000;
 #                       0 skips the lived scenario)
 #   BENCH_LIVED_BURST   the burst on the lived database (default 20000)
@@ -49,8 +63,36 @@ for n in "${SIZES[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: N must be a positive integer: $n" >&2; exit 2; }
 done
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be a positive integer" >&2; exit 2; }
+read -r -a KS <<<"${BENCH_SESSIONS:-1 2}"
+[ ${#KS[@]} -gt 0 ] || { echo "bench/run.sh: BENCH_SESSIONS is empty" >&2; exit 2; }
+for k in "${KS[@]}"; do
+    [[ $k =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_SESSIONS: not a positive integer: $k" >&2; exit 2; }
+done
+[ "$(printf '%s\n' "${KS[@]}" | sort -u | wc -l)" = ${#KS[@]} ] ||
+    { echo "bench/run.sh: BENCH_SESSIONS names a K twice: ${KS[*]}" >&2; exit 2; }
+PLOT_N=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
+case ${BENCH_PLOT:-} in
+    1) PLOT=1 ;;
+    0) PLOT=0 ;;
+    '') PLOT=$((PLOT_N >= 10000 ? 1 : 0)) ;;
+    *) echo "bench/run.sh: BENCH_PLOT must be 0 or 1" >&2; exit 2 ;;
+esac
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# --- dependencies ------------------------------------------------------------------------------
+missing=()
+command -v bc >/dev/null || missing+=(bc)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ "$PLOT" = 1 ] && ! command -v gnuplot >/dev/null; then missing+=(gnuplot-nox); fi
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt-get)"
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
+    apt_install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}")
+    "${apt_install[@]}" >/dev/null 2>&1 || { "${sudo[@]}" apt-get update -qq && "${apt_install[@]}" >/dev/null; } ||
+        { echo "bench/run.sh: could not install ${missing[*]}" >&2; exit 1; }
+fi
 
 # --- build -------------------------------------------------------------------------------------
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -81,16 +123,59 @@ HZ=$(getconf CLK_TCK)
 
 now_s() { date +%s.%N; }
 # CPU seconds of this PostgreSQL cluster: the postmaster (with its reaped children) and its
-# live children (backends, checkpointer, autovacuum ...), from /proc.
+# live children (backends, checkpointer, autovacuum ...), from /proc; but for the backend of a
+# running sampler (below), whose CPU is the picture's, not the pass's.
 pg_cpu() {
     local pm
     pm=$(head -1 "$DJINN_TEST_PGDATA/postmaster.pid")
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" -v hz="$HZ" '
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" -v hz="$HZ" -v skip="${SAMPLER_BACKEND:-0}" '
         { pid = $1; sub(/^.*\) /, "")
           # after "comm) ": $2 ppid, $12 utime, $13 stime, $14 cutime, $15 cstime
-          if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm) t += $12 + $13 }
+          if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm && pid != skip) t += $12 + $13 }
         END { printf "%.2f", t / hz }'
 }
+
+# The sampler for the picture: one psql session that counts the builds committed, every 0.25 s
+# (\watch), with the server's clock. It counts cron_builds, one narrow row per build, written in
+# the build's transaction (the bench's builds are all cron builds): the same count as builds
+# without reading the manifests. Sets SAMPLER_PID and SAMPLER_BACKEND (its backend's pid).
+SAMPLER_PID='' SAMPLER_BACKEND=''
+start_sampler() {
+    SAMPLER_RAW=$RUN/sampler.raw
+    : >"$SAMPLER_RAW"
+    "${PSQL[@]}" -d "$DB" -At -F ' ' >"$SAMPLER_RAW" 2>"$RUN/sampler.err" <<'SQL' &
+SELECT pg_backend_pid();
+SELECT extract(epoch FROM clock_timestamp()), count(*) FROM cron_builds \watch 0.25
+SQL
+    SAMPLER_PID=$!
+    local _
+    for _ in $(seq 100); do [ "$(wc -l <"$SAMPLER_RAW")" -ge 2 ] && break; sleep 0.1; done
+    [ "$(wc -l <"$SAMPLER_RAW")" -ge 2 ] ||
+        { cat "$RUN/sampler.err" >&2; echo "bench/run.sh: the sampler did not start" >&2; exit 1; }
+    SAMPLER_BACKEND=$(head -1 "$SAMPLER_RAW")
+}
+# $1 the run's start, $2 its end (epoch seconds), $3 builds committed at its end, $4 .dat file,
+# $5 what was sampled: the samples as "seconds_since_start count", from (0, 0) to ($2, $3).
+stop_sampler() {
+    kill -TERM "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID='' SAMPLER_BACKEND=''
+    {
+        echo "# $5"
+        echo "# seconds since the start, builds committed (count(*) FROM cron_builds every 0.25 s; first and last line: the start and the end)"
+        echo "0.000 0"
+        awk -v t0="$1" 'NR > 1 && $1 >= t0 { printf "%.3f %d\n", $1 - t0, $2 }' "$SAMPLER_RAW"
+        printf '%.3f %d\n' "$(echo "$2 - $1" | bc -l)" "$3"
+    } >"$4"
+}
+on_exit() {  # services_stop's trap, the sampler stopped first; services_stop reads the exit status
+    local rc=$?
+    set +e
+    if [ -n "$SAMPLER_PID" ]; then kill -TERM "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; fi
+    (exit "$rc")
+    services_stop
+}
+trap on_exit EXIT
 
 reset_db() {  # fresh database from the Djinn template, seeded with $1 crons (due: $2), empty Redis
     "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE $DJINN_TEST_PGTEMPLATE"
@@ -98,7 +183,9 @@ reset_db() {  # fresh database from the Djinn template, seeded with $1 crons (du
     "${PSQL[@]}" -d "$DB" -v n="$1" -v due="$2" -f "$ROOT/bench/sql/seed.sql" >/dev/null
 }
 
-write_config() {  # $1 batch_size [$2 file, default scheduler.conf] [$3 log file] [$4 log level] [$5 database, default $DB]
+write_config() {  # $1 batch_size [$2 file, default scheduler.conf] [$3 log file] [$4 log level] [$5 database, default $DB] [$6 dispatch_sessions, default 1: no key]
+    local sessions=
+    if [ "${6:-1}" != 1 ]; then sessions="    dispatch_sessions $6"$'\n'; fi
     cat >"$RUN/${2:-scheduler.conf}" <<CONF
 log ${4:-info} "${3:-$RUN/scheduler.log}"
 batch_size $1
@@ -109,22 +196,35 @@ database {
     name "${5:-$DB}"
     username "djinn_scheduler"
     password "secret"
-}
+${sessions}}
 redis { addr "$DJINN_TEST_REDIS_HOST:$DJINN_TEST_REDIS_PORT" }
 CONF
 }
 
-# One -once pass. Sets: P_WALL P_PASS P_RSS_MB P_CPU P_PGCPU P_DELAY (all strings).
-run_pass() {  # $1 batch_size [$2 log level]
-    write_config "$1" scheduler.conf "$RUN/scheduler.log" "${2:-info}"
+# One -once pass. Sets: P_T0 P_T1 (its start and end, epoch s) P_WALL P_PASS P_RSS_MB P_CPU
+# P_PGCPU P_DELAY (all strings).
+run_pass() {  # $1 batch_size [$2 log level] [$3 dispatch_sessions, default 1]
+    local k=${3:-1}
+    write_config "$1" scheduler.conf "$RUN/scheduler.log" "${2:-info}" "$DB" "$k"
     : >"$RUN/scheduler.log"
-    local pg0 pg1 t0 t1 start_ms last
+    local pg0 pg1 t0 t1 start_ms last rc=0
     pg0=$(pg_cpu)
     t0=$(now_s)
-    /usr/bin/time -v -o "$RUN/time.txt" "$SCHEDULER" -config "$RUN/scheduler.conf" -once ||
-        { cat "$RUN/scheduler.log" >&2; echo "bench/run.sh: the pass failed" >&2; exit 1; }
+    /usr/bin/time -v -o "$RUN/time.txt" "$SCHEDULER" -config "$RUN/scheduler.conf" -once \
+        2>"$RUN/scheduler.err" || rc=$?
     t1=$(now_s)
     pg1=$(pg_cpu)
+    if [ "$rc" != 0 ]; then
+        echo "bench/run.sh: the pass with dispatch_sessions $k (K=$k, batch_size $1) failed, exit status $rc; the scheduler said:" >&2
+        sed 's/^/    /' "$RUN/scheduler.err" >&2
+        if [ -s "$RUN/scheduler.log" ]; then
+            echo "  the end of its log:" >&2
+            tail -20 "$RUN/scheduler.log" | sed 's/^/    /' >&2
+        fi
+        exit 1
+    fi
+    if [ -s "$RUN/scheduler.err" ]; then cat "$RUN/scheduler.err" >&2; fi
+    P_T0=$t0 P_T1=$t1
     P_WALL=$(echo "$t1 - $t0" | bc -l)
     P_PASS=$(sed -n 's/.*pass done: .*[, ]\([0-9.]*\) s$/\1/p' "$RUN/scheduler.log" | tail -1)
     P_RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$RUN/time.txt")
@@ -172,45 +272,146 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {m = int((NR + 1
 maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
 minimum() { printf '%s\n' "$@" | sort -g | head -1; }
 
+# Each K's config must load before the rounds start: a binary without the dispatch_sessions key
+# rejects K > 1 here, not after the seeding.
+for k in "${KS[@]}"; do
+    write_config 1000 "check-k$k.conf" "$RUN/check.log" info "$DB" "$k"
+    if ! "$SCHEDULER" -config "$RUN/check-k$k.conf" -check-config >/dev/null 2>"$RUN/check.err"; then
+        echo "bench/run.sh: BENCH_SESSIONS: K=$k: $SCHEDULER rejects the config with dispatch_sessions $k:" >&2
+        sed 's/^/    /' "$RUN/check.err" >&2
+        echo "  (a binary that does not know the key? BENCH_SESSIONS=1 runs without it)" >&2
+        exit 1
+    fi
+done
+
+# The per-round values of one (N, K), in round order: $1 associative array (keys "K,round"), $2 K.
+rounds_of() {
+    local -n values=$1
+    local r
+    for ((r = 1; r <= REPEAT; r++)); do printf '%s\n' "${values[$2,$r]}"; done
+}
+median_of() { rounds_of "$1" "$2" | sort -g | awk '{v[NR] = $1} END {m = int((NR + 1) / 2); print (NR % 2) ? v[m] : (v[m] + v[m + 1]) / 2}'; }
+
+# The picture: $1 N, $2 round, then "label|title" per .dat file (burst-N-label.dat).
+draw_plot() {
+    local n=$1 round=$2 png plots=() spec term
+    shift 2
+    png=$RESULTS/burst-$n.png
+    for spec in "$@"; do
+        plots+=("'$RESULTS/burst-$n-${spec%%|*}.dat' using 1:2 with steps linewidth 2 title '${spec#*|}'")
+    done
+    if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then
+        term="pngcairo size 1100,650 noenhanced font 'sans,11'"
+    else
+        term="png size 1100,650 noenhanced"
+    fi
+    gnuplot <<GP
+set terminal $term
+set output '$png'
+set title "The midnight burst: N = $n due crons, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (round $round of $REPEAT)"
+set xlabel 'seconds since the start (of the scheduler process; of psql for the ceiling)'
+set ylabel 'builds committed'
+set yrange [0:$((n + n / 20))]
+set xrange [0:*]
+set format y '%.0f'
+set grid
+set key left top opaque
+plot $(IFS=,; echo "${plots[*]}")
+GP
+    PICTURE=$png
+    log "N=$n: picture $png"
+}
+
+RESULTS=$(dirname "$OUT")
+mkdir -p "$RESULTS"
+PICTURE=
 ROWS=()
 EXTRA=()
 for n in "${SIZES[@]}"; do
-    # REPEAT rounds of (pass, ceiling), each on a freshly seeded database, alternating so that a
-    # slow minute of this shared machine hits both; the table shows medians.
-    A_PASS=() A_WALL=() A_RSS=() A_CPU=() A_PG=() A_DELAY=() A_CEIL=() A_CPG=() A_RATIO=()
+    # REPEAT rounds, each run on a freshly seeded database: a pass per K and the ceiling, in
+    # alternating order (the ceiling in the middle; reversed every other round) so that a slow
+    # minute of this shared machine hits all of them; the table shows medians.
+    declare -A A_PASS=() A_WALL=() A_RSS=() A_CPU=() A_PG=() A_DELAY=() A_RATIO=() COUNTS=()
+    C_TIME=() C_PG=()
+    sample_round=0
+    if [ "$PLOT" = 1 ] && [ "$n" = "$PLOT_N" ] && [ -z "$PICTURE" ]; then sample_round=1; fi
+    half=$(((${#KS[@]} + 1) / 2))
+    order=("${KS[@]:0:half}" ceiling "${KS[@]:half}")
     for ((round = 1; round <= REPEAT; round++)); do
-        log "N=$n, round $round/$REPEAT: seeding, scheduler pass"
-        reset_db "$n" true
-        run_pass 1000
-        check_rows "$n"
-        counts_pass=$(row_counts)
-
-        log "N=$n, round $round/$REPEAT: seeding, ceiling"
-        reset_db "$n" true
-        pg0=$(pg_cpu)
-        c_time=$("${PSQL[@]}" -d "$DB" -At -v n="$n" -f "$ROOT/bench/sql/ceiling.sql" | tail -1)
-        pg1=$(pg_cpu)
-        counts_ceiling=$(row_counts)
-        if [ "$counts_pass" != "$counts_ceiling" ]; then
-            echo "bench/run.sh: the ceiling wrote other rows than the pass:" >&2
-            echo "  pass:    $counts_pass" >&2
-            echo "  ceiling: $counts_ceiling" >&2
-            exit 1
+        runs=("${order[@]}")
+        if [ $((round % 2)) = 0 ]; then
+            runs=()
+            for ((i = ${#order[@]} - 1; i >= 0; i--)); do runs+=("${order[i]}"); done
         fi
-        A_PASS+=("$P_PASS") A_WALL+=("$P_WALL") A_RSS+=("$P_RSS_MB") A_CPU+=("$P_CPU")
-        A_PG+=("$P_PGCPU") A_DELAY+=("${P_DELAY:-0}") A_CEIL+=("$c_time")
-        A_CPG+=("$(echo "$pg1 - $pg0" | bc -l)")
-        A_RATIO+=("$(echo "$c_time / $P_PASS" | bc -l)")
-        log "N=$n, round $round/$REPEAT: pass $(fmt 2 "$P_PASS") s, ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "${A_RATIO[-1]}"), RSS $P_RSS_MB MB"
+        sampled=
+        [ "$round" = "$sample_round" ] && sampled=", sampled for the picture"
+        for run in "${runs[@]}"; do
+            if [ "$run" = ceiling ]; then
+                log "N=$n, round $round/$REPEAT: seeding, ceiling$sampled"
+                label=ceiling
+            else
+                log "N=$n, round $round/$REPEAT: seeding, scheduler pass, dispatch_sessions $run$sampled"
+                label=pass-k$run
+            fi
+            reset_db "$n" true
+            if [ -n "$sampled" ]; then start_sampler; fi
+            if [ "$run" = ceiling ]; then
+                pg0=$(pg_cpu)
+                t0=$(now_s)
+                c_time=$("${PSQL[@]}" -d "$DB" -At -v n="$n" -f "$ROOT/bench/sql/ceiling.sql" | tail -1)
+                t1=$(now_s)
+                pg1=$(pg_cpu)
+                C_TIME[round]=$c_time
+                C_PG[round]=$(echo "$pg1 - $pg0" | bc -l)
+                if [ -n "$sampled" ]; then
+                    stop_sampler "$t0" "$t1" "$n" "$RESULTS/burst-$n-$label.dat" \
+                        "N=$n, the ceiling (bench/sql/ceiling.sql, one transaction), round $round, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+                fi
+            else
+                run_pass 1000 info "$run"
+                if [ -n "$sampled" ]; then
+                    stop_sampler "$P_T0" "$P_T1" "$n" "$RESULTS/burst-$n-$label.dat" \
+                        "N=$n, -once pass with dispatch_sessions $run (batch_size 1000), round $round, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+                fi
+                check_rows "$n"
+                # shellcheck disable=SC2034 # read through rounds_of's nameref
+                A_PASS[$run,$round]=$P_PASS A_WALL[$run,$round]=$P_WALL A_RSS[$run,$round]=$P_RSS_MB
+                # shellcheck disable=SC2034
+                A_CPU[$run,$round]=$P_CPU A_PG[$run,$round]=$P_PGCPU A_DELAY[$run,$round]=${P_DELAY:-0}
+                log "N=$n, round $round/$REPEAT, K=$run: pass $(fmt 2 "$P_PASS") s, RSS $P_RSS_MB MB"
+            fi
+            COUNTS[$run]=$(row_counts)
+        done
+        for k in "${KS[@]}"; do
+            if [ "${COUNTS[$k]}" != "${COUNTS[ceiling]}" ]; then
+                echo "bench/run.sh: the ceiling wrote other rows than the pass with dispatch_sessions $k:" >&2
+                echo "  pass:    ${COUNTS[$k]}" >&2
+                echo "  ceiling: ${COUNTS[ceiling]}" >&2
+                exit 1
+            fi
+            A_RATIO[$k,$round]=$(echo "${C_TIME[round]} / ${A_PASS[$k,$round]}" | bc -l)
+            log "N=$n, round $round/$REPEAT, K=$k: pass $(fmt 2 "${A_PASS[$k,$round]}") s, ceiling $(fmt 2 "${C_TIME[round]}") s, ratio $(fmt 2 "${A_RATIO[$k,$round]}")"
+        done
     done
-    s_pass=$(median "${A_PASS[@]}")
-    c_time=$(median "${A_CEIL[@]}")
-    ratio=$(echo "$c_time / $s_pass" | bc -l)
-    rate=$(echo "$n / $s_pass" | bc -l)
-    range="$(fmt 2 "$(minimum "${A_RATIO[@]}")")-$(fmt 2 "$(maximum "${A_RATIO[@]}")")"
-    ROWS+=("| $n | $(fmt 2 "$s_pass") | $(fmt 2 "$(median "${A_WALL[@]}")") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $range | $(fmt 0 "$rate") | $(maximum "${A_RSS[@]}") | $(fmt 2 "$(median "${A_CPU[@]}")") / $(fmt 2 "$(median "${A_PG[@]}")") | $(fmt 0 "$(echo "$(median "${A_CPU[@]}") * 1000000 / $n" | bc -l)") / $(fmt 0 "$(echo "$(median "${A_PG[@]}") * 1000000 / $n" | bc -l)") | $(fmt 2 "$(median "${A_CPG[@]}")") | $(fmt 2 "$(median "${A_DELAY[@]}")") |")
-    log "N=$n: median pass $(fmt 2 "$s_pass") s, median ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio") (rounds: $range)"
-    log "N=$n: rows $counts_pass"
+    c_time=$(median "${C_TIME[@]}")
+    c_pg=$(median "${C_PG[@]}")
+    for k in "${KS[@]}"; do
+        s_pass=$(median_of A_PASS "$k")
+        ratio=$(echo "$c_time / $s_pass" | bc -l)
+        per_round=$(rounds_of A_RATIO "$k" | while read -r r; do fmt 2 "$r"; echo; done | paste -sd' ')
+        cpu=$(median_of A_CPU "$k") pg=$(median_of A_PG "$k")
+        ROWS+=("| $n | $k | $(fmt 2 "$s_pass") | $(fmt 2 "$(median_of A_WALL "$k")") | $(fmt 2 "$c_time") | **$(fmt 2 "$ratio")** | $per_round | $(fmt 0 "$(echo "$n / $s_pass" | bc -l)") | $(rounds_of A_RSS "$k" | sort -g | tail -1) | $(fmt 2 "$cpu") / $(fmt 2 "$pg") | $(fmt 0 "$(echo "$cpu * 1000000 / $n" | bc -l)") / $(fmt 0 "$(echo "$pg * 1000000 / $n" | bc -l)") | $(fmt 2 "$c_pg") | $(fmt 0 "$(echo "$c_pg * 1000000 / $n" | bc -l)") | $(fmt 2 "$(median_of A_DELAY "$k")") |")
+        log "N=$n, K=$k: median pass $(fmt 2 "$s_pass") s, median ceiling $(fmt 2 "$c_time") s, ratio $(fmt 2 "$ratio") (rounds: $per_round)"
+    done
+    log "N=$n: rows ${COUNTS[ceiling]}"
+    if [ "$sample_round" = 1 ]; then
+        specs=()
+        for k in "${KS[@]}"; do
+            if [ "$k" = 1 ]; then specs+=("pass-k1|pass, 1 session (no dispatch_sessions key)"); else specs+=("pass-k$k|pass, dispatch_sessions $k"); fi
+        done
+        specs+=("ceiling|ceiling (bench/sql/ceiling.sql: one session, one transaction)")
+        draw_plot "$n" "$sample_round" "${specs[@]}"
+    fi
 done
 
 largest=${SIZES[-1]}
@@ -398,10 +599,13 @@ cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) CPU ($cpu_model), ${mem_gb} GB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg), PostgreSQL $("${PSQL[@]}" -d postgres -Atc 'SHOW server_version'), batch_size 1000."
     echo
-    echo "Medians of $REPEAT rounds per N (peak RSS: the largest); ratio = median ceiling / median pass, and the range of the rounds' own ratios."
+    echo "One row per (N, K), K = dispatch_sessions of the pass (K=1: no key in the config). Medians of $REPEAT rounds (peak RSS: the largest); the ceiling (one session) is measured once per round, the same for every K of its N; ratio = median ceiling / median pass of that K, then the rounds' own ratios in round order."
+    if [ -n "$PICTURE" ]; then
+        echo "Round 1 at N=$PLOT_N was sampled for the picture (count(*) FROM cron_builds every 0.25 s in one more psql session, whose backend's CPU is left out of the PostgreSQL CPU): \`${PICTURE#"$ROOT"/}\`."
+    fi
     echo
-    echo "| N | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | ratio, per round | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | CPU per build, scheduler / PostgreSQL (µs) | PostgreSQL CPU in the ceiling (s) | last dispatch delay (s) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| N | K | pass (s) | process wall (s) | ceiling (s) | ratio ceiling/pass | ratio, per round | builds/s | scheduler peak RSS (MB) | CPU scheduler / PostgreSQL in the pass (s) | CPU per build, scheduler / PostgreSQL (µs) | PostgreSQL CPU in the ceiling (s) | PostgreSQL CPU per build in the ceiling (µs) | last dispatch delay (s) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     if [ ${#EXTRA[@]} -gt 0 ]; then
         echo
@@ -410,8 +614,8 @@ cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
         printf '%s\n' "${EXTRA[@]}"
     fi
 } >"$RUN/table.md"
-mkdir -p "$(dirname "$OUT")"
 cp "$RUN/table.md" "$OUT"
 echo
 cat "$OUT"
 log "written to $OUT"
+if [ -n "$PICTURE" ]; then log "picture: $PICTURE (samples: $(dirname "$PICTURE")/burst-$PLOT_N-*.dat)"; fi
