@@ -26,6 +26,7 @@ class DispatchPassRunner final : public service::PassRunner {
 
     service::PassOutcome run(const std::atomic<bool>& stop) override;
     void request_recovery() override { dispatcher_.request_recovery(); }
+    void stepped_down() override { dispatcher_.close_sessions(); }
 
   private:
     PgDatabase& db_;

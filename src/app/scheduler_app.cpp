@@ -66,10 +66,10 @@ dispatch::DispatcherOptions dispatcher_options(const config::Config& c, bool dry
     return o;
 }
 
-// database.dispatch_sessions > 1: the sessions a pass splits its batches across. Their sessions
-// hold no session-level lock, so no idle_session_timeout (they are closed after each pass); a
-// dispatch transaction that stops talking is still ended by idle_in_transaction_session_timeout,
-// which frees the fence for a new leader.
+// database.dispatch_sessions > 1: the sessions a pass splits its batches across. They hold no
+// session-level lock, so no idle_session_timeout (they stay open between passes); a dispatch
+// transaction that stops talking is still ended by idle_in_transaction_session_timeout, which
+// frees the fence for a new leader.
 std::unique_ptr<store::DispatchSessions> dispatch_sessions(const config::Config& c) {
     if (c.database.dispatch_sessions < 2)
         return nullptr;

@@ -138,6 +138,8 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
                 !stop) {
                 stage = "reading the build numbers ahead";
                 read_numbers_ahead(conn, progress);
+                stage = "opening the dispatch sessions ahead";
+                warm_sessions();
             }
         }
     } catch (...) {
@@ -150,8 +152,8 @@ PassReport Dispatcher::run_pass(store::PgConnection& conn, const std::atomic<boo
         recovery_needed_ = true;
         events_.error("internal");
     }
-    if (sessions_ != nullptr)
-        sessions_->close();  // no idle session between passes
+    if (report.session_lost)
+        close_sessions();
     report.duration =
         std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic() - started);
     return report;
@@ -184,6 +186,11 @@ void Dispatcher::read_numbers_ahead(store::PgConnection& conn, Progress* progres
     }
 }
 
+void Dispatcher::close_sessions() {
+    if (sessions_ != nullptr)
+        sessions_->close();
+}
+
 std::vector<store::PgConnection*> Dispatcher::open_sessions() {
     if (sessions_ == nullptr || options_.dry_run)
         return {};
@@ -191,12 +198,39 @@ std::vector<store::PgConnection*> Dispatcher::open_sessions() {
     if (auto* e = std::get_if<store::PgError>(&ready)) {
         events_.error(error_kind(*e));
         log_->warn("{}: this pass dispatches on the leader's session alone", e->message);
+        sessions_failed_ = true;
         sessions_->close();
         return {};
     }
+    if (sessions_failed_)
+        log_->info("dispatch sessions open again");
+    sessions_failed_ = false;
     auto helpers = std::get<std::vector<store::PgConnection*>>(ready);
     log_->info("batches split across {} dispatch sessions", helpers.size());
     return helpers;
+}
+
+void Dispatcher::warm_sessions() {
+    if (sessions_ == nullptr || options_.dry_run)
+        return;
+    auto ready = sessions_->ready();
+    if (auto* e = std::get_if<store::PgError>(&ready)) {
+        // Said once until they open again; the next burst tries again, and runs on the leader's
+        // session alone if they still cannot be opened.
+        if (!sessions_failed_) {
+            events_.error(error_kind(*e));
+            log_->warn("{}: cannot open the dispatch sessions ahead of the next burst", e->message);
+        }
+        sessions_failed_ = true;
+        sessions_->close();
+        return;
+    }
+    if (sessions_failed_)
+        log_->info("dispatch sessions open again");
+    sessions_failed_ = false;
+    // A session that died meanwhile is marked broken by its ping and replaced by the next pass.
+    for (store::PgConnection* s : std::get<std::vector<store::PgConnection*>>(ready))
+        (void)s->ping();
 }
 
 void Dispatcher::keep_alive_until(store::PgConnection& conn,

@@ -91,14 +91,21 @@ class Dispatcher {
     PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
                         Progress* progress = nullptr);
 
-    // Batches split across these dispatch sessions (database.dispatch_sessions > 1); opened when
-    // a pass needs them, closed at its end. Without them (or when they cannot be opened) every
-    // batch runs on the pass's own session.
+    // Batches split across these dispatch sessions (database.dispatch_sessions > 1). They are
+    // opened by the first pass that dispatches, or ahead of a burst by an idle pass of the leader
+    // (which also pings them), and kept between passes: a burst never waits for new logins (a
+    // pooler's PAUSE holds those back). Closed when the pass's session is lost, at a new
+    // leadership and when it ends (close_sessions()). Without them, or when they cannot be
+    // opened, every batch runs on the pass's own session.
     void set_dispatch_sessions(store::DispatchSessions* sessions) { sessions_ = sessions; }
+    void close_sessions();
 
     // The next pass first re-offers committed cron builds to the queue (after a start, a new
-    // leadership, or a failed enqueue).
-    void request_recovery() { recovery_needed_ = true; }
+    // leadership, or a failed enqueue). A new leadership also opens new dispatch sessions.
+    void request_recovery() {
+        recovery_needed_ = true;
+        close_sessions();
+    }
     bool recovery_needed() const { return recovery_needed_; }
 
   private:
@@ -115,6 +122,8 @@ class Dispatcher {
 
     // The helpers for this pass's batches (empty: the pass's own session alone).
     std::vector<store::PgConnection*> open_sessions();
+    // An idle pass of the leader: the dispatch sessions opened, or pinged, ahead of a burst.
+    void warm_sessions();
 
     store::DispatchStore& store_;
     store::DispatchSessions* sessions_ = nullptr;
@@ -131,6 +140,7 @@ class Dispatcher {
     // last moved: the sweep needs no Redis round trip for them.
     std::unordered_set<std::int64_t> known_;
     std::uint64_t numbers_tried_ = 0;  // the session whose numbers were read ahead (or tried)
+    bool sessions_failed_ = false;     // the last attempt to open the dispatch sessions failed
 };
 
 }  // namespace djinn::dispatch

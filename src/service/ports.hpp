@@ -62,6 +62,8 @@ class PassRunner {
     virtual PassOutcome run(const std::atomic<bool>& stop) = 0;
     // The next pass re-offers committed builds to the queue first (a new leadership).
     virtual void request_recovery() = 0;
+    // Leadership is over: let go of whatever only a leader holds (its dispatch sessions).
+    virtual void stepped_down() {}
 };
 
 // Waiting, and the stop request. The loop never sleeps any other way.

@@ -100,6 +100,7 @@ void ServiceLoop::reset_session() {
 void ServiceLoop::step_down(const std::string& why) {
     log_->warn("leadership lost: {}; stopped dispatching, competing again", why);
     observer_.leadership(false);
+    passes_.stepped_down();
     // Never reuse a session that lost the lock or errored: a fresh one competes again.
     reset_session();
 }

@@ -1,8 +1,9 @@
 #pragma once
 // The extra PostgreSQL sessions a leader dispatches on (database.dispatch_sessions K > 1): each
 // batch is split by user across them and their transactions run in parallel (DispatchStore). They
-// are opened when a pass first needs them, replaced when broken, and closed at the end of every
-// pass, so no idle session outlives a burst (idle_session_timeout never ends one between passes).
+// are opened when first needed, replaced when broken, and closed when their owner says so
+// (dispatch::Dispatcher: at the end of a leadership). They hold no session-level lock, so they
+// run without idle_session_timeout.
 //
 // Thread safety: the pass thread owns the set; each session is used by one thread at a time.
 // Failure: ready() returns the error of a session that cannot be opened.
@@ -28,7 +29,7 @@ class DispatchSessions {
     // Every session open and not broken (opening or replacing those that are not).
     std::variant<std::vector<PgConnection*>, PgError> ready();
 
-    // Closes every session (the end of a pass).
+    // Closes every session.
     void close();
 
   private:
