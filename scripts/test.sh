@@ -123,7 +123,7 @@ fi
 
 if want tsan; then
     section "ThreadSanitizer (unit tests; integration: the store, the pass, the fleet, the service loop)"
-    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-'DispatchStore|CorePass|Fleet|Service\.(Concurrent|ALeader|RedisDown|Sigterm|Plan)|ServiceFaults.*logic_error'} \
+    DJINN_TSAN_FILTER=${DJINN_TSAN_FILTER:-'DispatchStore|DispatchSessions|CorePass|Fleet|Service\.(Concurrent|ALeader|RedisDown|Sigterm|Plan)|ServiceFaults.*logic_error'} \
         "$root/scripts/tsan.sh" unit integration
 fi
 

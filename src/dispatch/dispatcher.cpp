@@ -194,43 +194,26 @@ void Dispatcher::close_sessions() {
 std::vector<store::PgConnection*> Dispatcher::open_sessions() {
     if (sessions_ == nullptr || options_.dry_run)
         return {};
-    auto ready = sessions_->ready();
-    if (auto* e = std::get_if<store::PgError>(&ready)) {
-        events_.error(error_kind(*e));
-        log_->warn("{}: this pass dispatches on the leader's session alone", e->message);
+    std::vector<store::PgConnection*> helpers = sessions_->ready();
+    if (auto e = sessions_->take_error()) {
+        // Said once until they open; meanwhile every batch runs on the pass's own session.
+        if (!sessions_failed_) {
+            events_.error(error_kind(*e));
+            log_->warn("{}: batches run on the leader's session alone until they open", e->message);
+        }
         sessions_failed_ = true;
-        sessions_->close();
-        return {};
-    }
-    if (sessions_failed_)
+    } else if (!helpers.empty() && sessions_failed_) {
         log_->info("dispatch sessions open again");
-    sessions_failed_ = false;
-    auto helpers = std::get<std::vector<store::PgConnection*>>(ready);
-    log_->info("batches split across {} dispatch sessions", helpers.size());
+        sessions_failed_ = false;
+    }
     return helpers;
 }
 
 void Dispatcher::warm_sessions() {
     if (sessions_ == nullptr || options_.dry_run)
         return;
-    auto ready = sessions_->ready();
-    if (auto* e = std::get_if<store::PgError>(&ready)) {
-        // Said once until they open again; the next burst tries again, and runs on the leader's
-        // session alone if they still cannot be opened.
-        if (!sessions_failed_) {
-            events_.error(error_kind(*e));
-            log_->warn("{}: cannot open the dispatch sessions ahead of the next burst", e->message);
-        }
-        sessions_failed_ = true;
-        sessions_->close();
-        return;
-    }
-    if (sessions_failed_)
-        log_->info("dispatch sessions open again");
-    sessions_failed_ = false;
-    // A session that died meanwhile is marked broken by its ping and replaced by the next pass.
-    for (store::PgConnection* s : std::get<std::vector<store::PgConnection*>>(ready))
-        (void)s->ping();
+    sessions_->ping();
+    (void)open_sessions();  // opens a new set in the background if one is missing or broken
 }
 
 void Dispatcher::keep_alive_until(store::PgConnection& conn,
@@ -331,8 +314,9 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         plans = planned.get();
     }
 
-    // Several dispatch sessions: opened once the pass has something to dispatch.
-    const std::vector<store::PgConnection*> helpers = open_sessions();
+    // Several dispatch sessions: used by every batch once all of them are open.
+    std::vector<store::PgConnection*> helpers;
+    bool split_said = false;
     std::vector<std::int64_t> exclude;  // never offered again in this pass
     std::unordered_set<std::int64_t> excluded;
     std::unordered_set<std::int64_t> deferred_once;
@@ -357,6 +341,11 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
                 next_ids.push_back(c.id);
             planner_.plan_ahead(std::move(next));
         };
+        helpers = open_sessions();
+        if (!helpers.empty() && !split_said) {
+            log_->info("batches split across {} dispatch sessions", helpers.size());
+            split_said = true;
+        }
         auto r = store_.dispatch_batch(conn, req, helpers);
         beat(progress);
         if (auto* e = std::get_if<store::PgError>(&r)) {

@@ -91,12 +91,12 @@ class Dispatcher {
     PassReport run_pass(store::PgConnection& conn, const std::atomic<bool>& stop,
                         Progress* progress = nullptr);
 
-    // Batches split across these dispatch sessions (database.dispatch_sessions > 1). They are
-    // opened by the first pass that dispatches, or ahead of a burst by an idle pass of the leader
-    // (which also pings them), and kept between passes: a burst never waits for new logins (a
-    // pooler's PAUSE holds those back). Closed when the pass's session is lost, at a new
-    // leadership and when it ends (close_sessions()). Without them, or when they cannot be
-    // opened, every batch runs on the pass's own session.
+    // Batches split across these dispatch sessions (database.dispatch_sessions > 1), once all of
+    // them are open: store::DispatchSessions opens them in the background, so a burst never
+    // waits for logins (a pooler's PAUSE holds those back); an idle pass of the leader pings them
+    // and has a missing set opened ahead of the next burst. Closed at a new leadership and when
+    // it ends (close_sessions()), and when a pass loses its session. Meanwhile, or when they
+    // cannot be opened, every batch runs on the pass's own session.
     void set_dispatch_sessions(store::DispatchSessions* sessions) { sessions_ = sessions; }
     void close_sessions();
 

@@ -124,7 +124,7 @@ TEST(DispatchSessions, APartWhoseLeaderLostTheLockBeforeItCommittedWritesNothing
     TestDatabase db;
     Redis redis;
     redis.flushall();
-    seed(db, 10, 2, 100);
+    seed(db, 10, 2, 100, false);
     ConfigOptions o;
     o.interval = "1s";
     o.batch_size = 50;
@@ -136,15 +136,24 @@ TEST(DispatchSessions, APartWhoseLeaderLostTheLockBeforeItCommittedWritesNothing
     SchedulerProcess leader(
         {"-config", dir + "/leader.conf"},
         std::map<std::string, std::string>{{"DJINN_FAILPOINTS", "batch.advance=pause3000*1"}});
+    // The idle passes open the dispatch sessions ahead of the burst; then the crons fall due.
+    ASSERT_TRUE(eventually(
+        [&] {
+            return db.count(
+                       "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                       "current_database() AND application_name = 'djinn-scheduler "
+                       "dispatch'") == 2;
+        },
+        20s))
+        << leader.output();
+    db.exec("UPDATE cron SET next_run = (now() AT TIME ZONE 'UTC') - interval '1 minute'");
+    db.exec("SELECT pg_stat_force_next_flush()");  // the idle hint sees the write at once
     ASSERT_TRUE(eventually(
         [&] {
             return leader.output().find("failpoint batch.advance: pausing") != std::string::npos;
         },
-        20s))
+        30s))
         << leader.output();
-    EXPECT_EQ(db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND application_name = 'djinn-scheduler dispatch'"),
-              2);
     const auto ended = db.count(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
         "datname = current_database() AND application_name = 'djinn-scheduler') t");
