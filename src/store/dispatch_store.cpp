@@ -367,9 +367,11 @@ void DispatchStore::run_part(Part& part) {
 std::variant<BatchOutcome, PgError> DispatchStore::dispatch_parts(
     PgConnection& conn, const BatchRequest& request, const std::vector<PgConnection*>& helpers) {
     const std::size_t k = helpers.size();
+    // Declared in this order so that, whatever ends this function, the running parts are waited
+    // for (futures of std::async) before the parts and the leader they read are destroyed.
+    LeaderIdentity leader;
     std::vector<std::unique_ptr<Part>> parts;
     std::vector<std::future<void>> running;
-    LeaderIdentity leader;
     BatchOutcome out;
     auto wait_parts = [&](pqxx::work* tx) {
         for (auto& f : running) {
