@@ -50,7 +50,6 @@ LOCK_TIMEOUT_S = 4
 RETRY_S = 1
 DRAIN_S = 10
 BATCH_SIZE = 20
-LEADER_KEY = 0x646A696E6E736368  # the scheduler's default leader.key ("djinnsch")
 # database.dispatch_sessions (--dispatch-sessions): a line of the replicas' database block.
 DISPATCH_SESSIONS_LINE = ""
 USERS = 5
@@ -96,10 +95,18 @@ PART_REPLICA = "c"
 # sent just before the cut may still be executed by the server a moment later.
 CUT_GRACE_S = 0.5
 
+LEADER_KEY = 0x646A696E6E736368  # the scheduler's default leader.key ("djinnsch")
+# The leader lock in pg_locks (a bigint key: classid and objid are its halves, objsubid 1), and
+# only it: not the transaction-level locks a batch takes (the numbering lock, and the dispatch
+# fence that each dispatch session holds while it writes).
+LEADER_LOCK_WHERE = ("l.locktype = 'advisory' AND l.granted AND "
+                     f"l.classid = {LEADER_KEY >> 32} AND l.objid = {LEADER_KEY & 0xFFFFFFFF} "
+                     "AND l.objsubid = 1 AND "
+                     "l.database = (SELECT oid FROM pg_database WHERE datname = "
+                     "current_database())")
 # The lock holder's backend and role, as one text value ('' if none).
 LOCK_SQL = ("SELECT l.pid || ' ' || a.usename FROM pg_locks l JOIN pg_stat_activity a "
-            "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1")
+            f"USING (pid) WHERE {LEADER_LOCK_WHERE} LIMIT 1")
 
 T0 = time.time()
 
@@ -707,15 +714,8 @@ FROM generate_series(1, {crons}) AS i""", timeout=600)
 
     def lock_holder(self):
         """(backend pid, replica name) holding the advisory lock in our database, or None."""
-        # The leader lock only (the default leader.key, a bigint: classid and objid are its
-        # halves, objsubid 1), not the transaction-level locks a batch takes (the numbering
-        # lock, and the dispatch fence that each dispatch session holds while it writes).
         rows = psql_try("SELECT l.pid, a.usename FROM pg_locks l JOIN pg_stat_activity a "
-                        "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND "
-                        f"l.classid = {LEADER_KEY >> 32} AND "
-                        f"l.objid = {LEADER_KEY & 0xFFFFFFFF} AND l.objsubid = 1 AND "
-                        "l.database = (SELECT oid FROM pg_database WHERE datname = "
-                        "current_database())", timeout=5)
+                        f"USING (pid) WHERE {LEADER_LOCK_WHERE}", timeout=5)
         if not rows:
             return None
         pid, role = rows[0]
