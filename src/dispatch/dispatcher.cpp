@@ -268,6 +268,9 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         });
         plans = planned.get();
     }
+    // Planned (the plans keep their own copy of each text): the first batch's manifests are not
+    // held for the rest of the pass.
+    std::vector<store::Candidate>().swap(start.first);
 
     std::vector<std::int64_t> exclude;  // never offered again in this pass
     std::unordered_set<std::int64_t> excluded;
