@@ -18,11 +18,9 @@ void append_u(std::string& out, unsigned code) {
     out += kHex[code & 0xF];
 }
 
-}  // namespace
-
-std::string go_json_string(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
+// go_json_string's text, appended to `out`.
+void append_go_json_string(std::string& out, std::string_view s) {
+    out.reserve(out.size() + s.size() + 2);
     out += '"';
     std::size_t i = 0;
     while (i < s.size()) {
@@ -71,6 +69,13 @@ std::string go_json_string(std::string_view s) {
         i += n;
     }
     out += '"';
+}
+
+}  // namespace
+
+std::string go_json_string(std::string_view s) {
+    std::string out;
+    append_go_json_string(out, s);
     return out;
 }
 
@@ -86,9 +91,9 @@ std::string go_json_object(std::vector<std::pair<std::string, std::string>> pair
         if (!first)
             out += ',';
         first = false;
-        out += go_json_string(pairs[i].first);
+        append_go_json_string(out, pairs[i].first);
         out += ':';
-        out += go_json_string(pairs[i].second);
+        append_go_json_string(out, pairs[i].second);
     }
     out += '}';
     return out;

@@ -57,8 +57,10 @@ std::string encode_utf8(std::u32string_view s) {
     return out;
 }
 
-// The hashids "consistent shuffle" of `alphabet` keyed by `salt`.
-void consistent_shuffle(std::u32string& alphabet, std::u32string_view salt) {
+// The hashids "consistent shuffle" of `alphabet` keyed by `salt` (Seq: a string of code points,
+// or indices into one, shuffled alike).
+template <typename Seq>
+void consistent_shuffle(Seq& alphabet, std::u32string_view salt) {
     if (salt.empty() || alphabet.empty()) {
         return;
     }
@@ -79,16 +81,13 @@ std::size_t ceil_div(std::size_t numerator, std::size_t denominator) {
     return (numerator + denominator - 1) / denominator;
 }
 
-// Base-|alphabet| digits of `input`, most significant first.
-std::u32string hash_number(std::int64_t input, std::u32string_view alphabet) {
-    std::u32string out;
-    const auto base = static_cast<std::int64_t>(alphabet.size());
-    do {
-        out.push_back(alphabet[static_cast<std::size_t>(input % base)]);
-        input /= base;
-    } while (input != 0);
-    std::reverse(out.begin(), out.end());
-    return out;
+// encode's key for the shuffle before each number: (lottery + salt + alphabet)[:|alphabet|].
+void shuffle_key(std::u32string& key, char32_t lottery, std::u32string_view salt,
+                 std::u32string_view alphabet) {
+    key.assign(1, lottery);
+    key += salt;
+    key += alphabet;
+    key.resize(alphabet.size());
 }
 
 }  // namespace
@@ -154,6 +153,29 @@ Hashids::Hashids(std::string salt, std::size_t min_length, const std::string& al
     alphabet32_ = std::move(alpha);
     separators32_ = std::move(seps);
     guards32_ = std::move(guards);
+
+    const std::size_t n = alphabet32_.size();
+    if (n > kMaxTabledAlphabet) {
+        return;
+    }
+    shuffled_.resize(n * kTabledSteps * n);
+    std::u32string key;
+    key.reserve(1 + salt32_.size() + n);
+    std::vector<std::uint8_t> indices(n);
+    for (std::size_t lottery = 0; lottery < n; ++lottery) {
+        std::u32string shuffled = alphabet32_;
+        for (std::size_t k = 0; k < n; ++k) {
+            indices[k] = static_cast<std::uint8_t>(k);
+        }
+        for (std::size_t step = 0; step < kTabledSteps; ++step) {
+            shuffle_key(key, alphabet32_[lottery], salt32_, shuffled);
+            consistent_shuffle(shuffled, key);
+            consistent_shuffle(indices, key);
+            std::copy(indices.begin(), indices.end(),
+                      shuffled_.begin() +
+                          static_cast<std::ptrdiff_t>((lottery * kTabledSteps + step) * n));
+        }
+    }
 }
 
 std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
@@ -165,35 +187,65 @@ std::string Hashids::encode(const std::vector<std::int64_t>& numbers) const {
             throw std::invalid_argument("hashids: negative numbers cannot be encoded");
         }
     }
-    std::u32string alphabet = alphabet32_;
     const std::u32string& salt = salt32_;
     const std::u32string& seps = separators32_;
     const std::u32string& guards = guards32_;
+    const std::size_t n = alphabet32_.size();
 
     std::int64_t numbers_hash = 0;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         numbers_hash += numbers[i] % static_cast<std::int64_t>(i + 100);
     }
-    const auto alpha_size = static_cast<std::int64_t>(alphabet.size());
-    const char32_t lottery = alphabet[static_cast<std::size_t>(numbers_hash % alpha_size)];
-    std::u32string result(1, lottery);
+    const auto alpha_size = static_cast<std::int64_t>(n);
+    const auto lottery_index = static_cast<std::size_t>(numbers_hash % alpha_size);
+    const char32_t lottery = alphabet32_[lottery_index];
+    std::u32string result;
+    result.reserve(1 + 2 * numbers.size() + min_length_);
+    result.push_back(lottery);
 
-    std::u32string buffer;
-    buffer.reserve(1 + salt.size() + alphabet.size());
+    // The alphabet as shuffled so far: from the table (indices into alphabet32_) while it
+    // lasts, then as code points.
+    const std::uint8_t* table =
+        shuffled_.empty() ? nullptr : shuffled_.data() + lottery_index * kTabledSteps * n;
+    const std::uint8_t* tabled = nullptr;
+    std::u32string alphabet;
+    if (table == nullptr) {
+        alphabet = alphabet32_;
+    }
+    const auto untable = [&] {
+        if (tabled != nullptr) {
+            alphabet.resize(n);
+            for (std::size_t k = 0; k < n; ++k) {
+                alphabet[k] = alphabet32_[tabled[k]];
+            }
+            tabled = nullptr;
+        }
+    };
+    std::u32string number_key;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
-        buffer.assign(1, lottery);
-        buffer += salt;
-        buffer += alphabet;
-        buffer.resize(alphabet.size());
-        consistent_shuffle(alphabet, buffer);
-        const std::u32string last = hash_number(numbers[i], alphabet);
-        result += last;
+        if (table != nullptr && i < kTabledSteps) {
+            tabled = table + i * n;
+        } else {
+            untable();
+            shuffle_key(number_key, lottery, salt, alphabet);
+            consistent_shuffle(alphabet, number_key);
+        }
+        // Base-|alphabet| digits of the number, most significant first.
+        const std::size_t first = result.size();
+        std::int64_t input = numbers[i];
+        do {
+            const auto digit = static_cast<std::size_t>(input % alpha_size);
+            result.push_back(tabled != nullptr ? alphabet32_[tabled[digit]] : alphabet[digit]);
+            input /= alpha_size;
+        } while (input != 0);
+        std::reverse(result.begin() + static_cast<std::ptrdiff_t>(first), result.end());
         if (i + 1 < numbers.size()) {
-            const std::int64_t n =
-                numbers[i] % (static_cast<std::int64_t>(last[0]) + static_cast<std::int64_t>(i));
-            result.push_back(seps[static_cast<std::size_t>(n) % seps.size()]);
+            const std::int64_t m = numbers[i] % (static_cast<std::int64_t>(result[first]) +
+                                                 static_cast<std::int64_t>(i));
+            result.push_back(seps[static_cast<std::size_t>(m) % seps.size()]);
         }
     }
+    untable();
 
     if (result.size() < min_length_) {
         const auto guard_count = static_cast<std::int64_t>(guards.size());

@@ -38,6 +38,16 @@ class Hashids {
     std::u32string alphabet32_;
     std::u32string separators32_;
     std::u32string guards32_;
+    // encode shuffles the alphabet once per number, keyed by the lottery character, the salt
+    // and the alphabet as shuffled so far: the alphabet before number i depends only on the
+    // lottery and i, not on the numbers. For every lottery and the first kTabledSteps numbers
+    // the shuffled alphabets are computed once here, as indices into alphabet32_:
+    // shuffled_[(lottery * kTabledSteps + i) * |alphabet| + k] (empty for an alphabet of over
+    // kMaxTabledAlphabet characters; encode then shuffles as it goes, as it does past step
+    // kTabledSteps). 20 steps cover the 19 decimal digits of an int64 (ArtifactHasher).
+    static constexpr std::size_t kTabledSteps = 20;
+    static constexpr std::size_t kMaxTabledAlphabet = 64;
+    std::vector<std::uint8_t> shuffled_;
 };
 
 // Djinn's Hasher.HashNow: hashids (salt = crypto.salt, min length 8, alphabet a-zA-Z0-9) of the

@@ -313,6 +313,9 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
         });
         plans = planned.get();
     }
+    // Planned (the plans keep their own copy of each text): the first batch's manifests are not
+    // held for the rest of the pass.
+    std::vector<store::Candidate>().swap(start.first);
 
     // Several dispatch sessions: used by every batch once all of them are open.
     std::vector<store::PgConnection*> helpers;

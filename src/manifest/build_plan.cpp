@@ -104,6 +104,7 @@ std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
         std::vector<std::pair<std::string, std::string>>(config.begin(), config.end()));
 
     // v1.3.0 indexes parts[1] of SplitN(env, "=", 2) and panics without '=': refuse instead.
+    plan.env.reserve(m.env.size());
     for (std::size_t i = 0; i < m.env.size(); ++i) {
         const std::string& entry = m.env[i];
         const auto eq = entry.find('=');
@@ -119,6 +120,7 @@ std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
     // Stages: setup first (named later, when the build number is known), then the manifest's.
     // A repeated stage name gives a stage row each time, as in v1.3.0, but jobs go to the last
     // one: v1.3.0 maps name -> id and the last insert wins.
+    plan.stages.reserve(1 + m.stages.size());
     plan.stages.push_back(PlannedStage{});
     std::map<std::string, std::size_t> stage_index;
     for (const std::string& name : m.stages) {
@@ -128,6 +130,7 @@ std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
         plan.stages.push_back(PlannedStage{name, can_fail});
     }
 
+    plan.jobs.reserve(1 + m.sources.size() + m.jobs.size());  // jobs of unlisted stages dropped
     plan.jobs.push_back(PlannedJob{0, "create-driver", "", {}});
     for (std::size_t i = 0; i < m.sources.size(); ++i) {
         const Source& src = m.sources[i];
@@ -161,12 +164,18 @@ std::variant<BuildPlan, Skip> plan_build(const Manifest& m,
         PlannedJob planned;
         planned.stage_index = found->second;
         planned.name = slug(job.name.empty() ? job.stage + "." + std::to_string(number) : job.name);
+        std::size_t commands_size = job.commands.size();  // the newlines, one too many
+        for (const std::string& command : job.commands) {
+            commands_size += command.size();
+        }
+        planned.commands.reserve(commands_size);
         for (std::size_t c = 0; c < job.commands.size(); ++c) {
             if (c > 0) {
                 planned.commands.push_back('\n');
             }
             planned.commands += job.commands[c];
         }
+        planned.artifacts.reserve(job.artifacts.size());
         for (const auto& [source, name] : job.artifacts) {
             planned.artifacts.push_back(PlannedArtifact{source, name});
         }

@@ -195,9 +195,10 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             secret.add_text(std::string_view(secrets).substr(32 * k++, 32));
             add_ts(created, w->created);
         }
-        auto written =
-            sql.prepared("djinn_insert_builds", kInsertBuilds, id.str(), user.str(), ns.str(),
-                         number.str(), cron.str(), secret.str(), created.str());
+        auto written = sql.prepared("djinn_insert_builds", kInsertBuilds, std::move(id).take(),
+                                    std::move(user).take(), std::move(ns).take(),
+                                    std::move(number).take(), std::move(cron).take(),
+                                    std::move(secret).take(), std::move(created).take());
         if (written.affected_rows() != rows.size()) {
             // The crons are locked by this transaction, so only something in the database (a
             // trigger of the operator's) can make rows vanish: an error of this batch, not a bug.
@@ -215,8 +216,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             data.add_text(
                 go_json_object({{"email", w->cron->email}, {"username", w->cron->username}}));
         }
-        sql.prepared("djinn_insert_triggers", kInsertTriggers, build.str(), comment.str(),
-                     data.str());
+        sql.prepared("djinn_insert_triggers", kInsertTriggers, std::move(build).take(),
+                     std::move(comment).take(), std::move(data).take());
     }
     {
         PgArray user, build, name;
@@ -225,7 +226,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             build.add(w->build_id);
             name.add_text(cron_tag(w->cron->name));
         }
-        sql.prepared("djinn_insert_tags", kInsertTags, user.str(), build.str(), name.str());
+        sql.prepared("djinn_insert_tags", kInsertTags, std::move(user).take(),
+                     std::move(build).take(), std::move(name).take());
     }
     {
         PgArray cron, build;
@@ -233,7 +235,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             cron.add(w->cron->id);
             build.add(w->build_id);
         }
-        sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, cron.str(), build.str());
+        sql.prepared("djinn_insert_cron_builds", kInsertCronBuilds, std::move(cron).take(),
+                     std::move(build).take());
     }
     {
         PgArray build, type, config;
@@ -242,7 +245,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             type.add_text(w->plan.driver_type);
             config.add_text(w->plan.driver_config_json);
         }
-        sql.prepared("djinn_insert_drivers", kInsertDrivers, build.str(), type.str(), config.str());
+        sql.prepared("djinn_insert_drivers", kInsertDrivers, std::move(build).take(),
+                     std::move(type).take(), std::move(config).take());
     }
     {
         // The users' and namespaces' variables and keys, copied by the server from these.
@@ -252,7 +256,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             user.add(w->cron->user_id);
             ns.add(w->cron->namespace_id);
         }
-        const std::string b = build.str(), u = user.str(), n = ns.str();
+        const std::string b = std::move(build).take(), u = std::move(user).take(),
+                          n = std::move(ns).take();
         sql.prepared("djinn_insert_variables", kInsertVariables, b, u, n);
         sql.prepared("djinn_insert_keys", kInsertKeys, b, u, n);
     }
@@ -266,7 +271,8 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             }
         }
         if (build.size() > 0)
-            sql.prepared("djinn_insert_env", kInsertEnv, build.str(), key.str(), value.str());
+            sql.prepared("djinn_insert_env", kInsertEnv, std::move(build).take(),
+                         std::move(key).take(), std::move(value).take());
     }
     {
         PgArray build, user, ns, name, dest;
@@ -280,8 +286,9 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             }
         }
         if (build.size() > 0) {
-            sql.prepared("djinn_insert_objects", kInsertObjects, build.str(), user.str(), ns.str(),
-                         name.str(), dest.str());
+            sql.prepared("djinn_insert_objects", kInsertObjects, std::move(build).take(),
+                         std::move(user).take(), std::move(ns).take(), std::move(name).take(),
+                         std::move(dest).take());
         }
     }
     // Stages, then jobs, strictly after the build and each other: the worker orders by
@@ -300,8 +307,9 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
                        w.created + std::chrono::microseconds(static_cast<std::int64_t>(k) + 1));
             }
         }
-        sql.prepared("djinn_insert_stages", kInsertStages, id.str(), build.str(), name.str(),
-                     fail.str(), created.str());
+        sql.prepared("djinn_insert_stages", kInsertStages, std::move(id).take(),
+                     std::move(build).take(), std::move(name).take(), std::move(fail).take(),
+                     std::move(created).take());
     }
     {
         PgArray id, build, stage, name, commands, created;
@@ -319,8 +327,9 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
                        w.created + std::chrono::microseconds(first + static_cast<std::int64_t>(j)));
             }
         }
-        sql.prepared("djinn_insert_jobs", kInsertJobs, id.str(), build.str(), stage.str(),
-                     name.str(), commands.str(), created.str());
+        sql.prepared("djinn_insert_jobs", kInsertJobs, std::move(id).take(),
+                     std::move(build).take(), std::move(stage).take(), std::move(name).take(),
+                     std::move(commands).take(), std::move(created).take());
     }
     {
         PgArray user, build, job, hash, source, name;
@@ -338,8 +347,9 @@ std::vector<std::int64_t> BuildWriter::write(SqlRunner& sql, const std::vector<B
             }
         }
         if (build.size() > 0) {
-            sql.prepared("djinn_insert_artifacts", kInsertArtifacts, user.str(), build.str(),
-                         job.str(), hash.str(), source.str(), name.str());
+            sql.prepared("djinn_insert_artifacts", kInsertArtifacts, std::move(user).take(),
+                         std::move(build).take(), std::move(job).take(), std::move(hash).take(),
+                         std::move(source).take(), std::move(name).take());
         }
     }
     return ids.builds;

@@ -143,7 +143,7 @@ std::string id_array(const std::vector<int64_t>& ids) {
     PgArray arr;
     for (int64_t id : ids)
         arr.add(id);
-    return arr.str();
+    return std::move(arr).take();
 }
 
 std::optional<int64_t> opt_int(const pqxx::field& f) {
@@ -862,14 +862,15 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     }
 
     DJINN_FAILPOINT("batch.advance");
-    if (adv_id.size() > 0) {
-        auto r = sql.prepared("djinn_advance", kAdvance, adv_id.str(), adv_old.str(), adv_new.str(),
-                              adv_ran.str());
-        if (r.affected_rows() != adv_id.size()) {
+    if (const std::size_t advanced = adv_id.size(); advanced > 0) {
+        auto r = sql.prepared("djinn_advance", kAdvance, std::move(adv_id).take(),
+                              std::move(adv_old).take(), std::move(adv_new).take(),
+                              std::move(adv_ran).take());
+        if (r.affected_rows() != advanced) {
             // The rows are locked by this transaction: only something in the database (an
             // operator's trigger) can keep an advance from happening. The batch fails whole.
             throw std::runtime_error("cron advance touched " + std::to_string(r.affected_rows()) +
-                                     " rows, expected " + std::to_string(adv_id.size()));
+                                     " rows, expected " + std::to_string(advanced));
         }
     }
 }

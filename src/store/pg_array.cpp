@@ -1,15 +1,45 @@
 #include "store/pg_array.hpp"
 
+#include <charconv>
+#include <cstring>
+
 namespace djinn::store {
+
+namespace {
+
+// The first `c` in [from, end), or end.
+const char* find(const char* from, const char* end, char c) {
+    if (from == end)
+        return end;
+    const void* at = std::memchr(from, c, static_cast<std::size_t>(end - from));
+    return at != nullptr ? static_cast<const char*>(at) : end;
+}
+
+}  // namespace
+
+std::string PgArray::str() const {
+    std::string out;
+    out.reserve(literal_.size() + 1);
+    out += literal_;
+    out += '}';
+    return out;
+}
+
+std::string PgArray::take() && {
+    literal_ += '}';
+    return std::move(literal_);
+}
 
 void PgArray::sep() {
     if (count_++ > 0)
-        body_ += ',';
+        literal_ += ',';
 }
 
 PgArray& PgArray::add(std::int64_t v) {
     sep();
-    body_ += std::to_string(v);
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    literal_.append(buf, r.ptr);
     return *this;
 }
 
@@ -21,33 +51,39 @@ PgArray& PgArray::add(std::optional<std::int64_t> v) {
 
 PgArray& PgArray::add(bool v) {
     sep();
-    body_ += v ? "t" : "f";
+    literal_ += v ? 't' : 'f';
     return *this;
 }
 
 PgArray& PgArray::add_text(std::string_view v) {
     sep();
-    body_ += '"';
-    // Runs without a quote or backslash are appended whole (most text has none).
-    std::size_t at = 0;
-    while (at < v.size()) {
-        std::size_t end = at;
-        while (end < v.size() && v[end] != '"' && v[end] != '\\')
-            ++end;
-        body_.append(v.data() + at, end - at);
-        if (end == v.size())
+    literal_ += '"';
+    // Runs between quotes and backslashes are appended whole (most text has none); the next of
+    // each is found with memchr and looked for again only once passed.
+    const char* at = v.data();
+    const char* const end = at + v.size();
+    const char* quote = find(at, end, '"');
+    const char* backslash = find(at, end, '\\');
+    while (true) {
+        const char* special = quote < backslash ? quote : backslash;
+        literal_.append(at, static_cast<std::size_t>(special - at));
+        if (special == end)
             break;
-        body_ += '\\';
-        body_ += v[end];
-        at = end + 1;
+        literal_ += '\\';
+        literal_ += *special;
+        at = special + 1;
+        if (special == quote)
+            quote = find(at, end, '"');
+        else
+            backslash = find(at, end, '\\');
     }
-    body_ += '"';
+    literal_ += '"';
     return *this;
 }
 
 PgArray& PgArray::add_null() {
     sep();
-    body_ += "NULL";
+    literal_ += "NULL";
     return *this;
 }
 

@@ -18,11 +18,14 @@ class PgArray {
     PgArray& add_null();
     std::size_t size() const { return count_; }
     // The literal, e.g. "{1,2}"; "{}" when empty.
-    std::string str() const { return "{" + body_ + "}"; }
+    std::string str() const;
+    // The literal without copying it (a batch's literals are up to megabytes): leaves the array
+    // spent, size() still counting what was added; nothing may be added or taken after.
+    std::string take() &&;
 
   private:
     void sep();
-    std::string body_;
+    std::string literal_ = "{";  // without the closing brace
     std::size_t count_ = 0;
 };
 

@@ -48,7 +48,7 @@ std::string id_array(const std::vector<std::int64_t>& ids) {
     PgArray a;
     for (auto id : ids)
         a.add(id);
-    return a.str();
+    return std::move(a).take();
 }
 
 std::vector<CronBuildRow> rows_of(const pqxx::result& r) {

@@ -44,5 +44,15 @@ TEST(PgArray, EscapesAtEveryPositionOfALongValue) {
     EXPECT_EQ(a.str(), "{\"" + expected + "\"}");
 }
 
+TEST(PgArray, TakeGivesTheLiteralStrGives) {
+    PgArray a;
+    a.add(std::int64_t{7}).add_text("a\"b").add_null();
+    const std::string copy = a.str();
+    EXPECT_EQ(copy, a.str());  // str() leaves the array as it was
+    EXPECT_EQ(std::move(a).take(), copy);
+    EXPECT_EQ(a.size(), 3u);  // NOLINT(bugprone-use-after-move): size() survives take()
+    EXPECT_EQ(PgArray().take(), "{}");
+}
+
 }  // namespace
 }  // namespace djinn::store
