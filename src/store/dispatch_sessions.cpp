@@ -13,6 +13,10 @@ DispatchSessions::DispatchSessions(std::size_t count, Opener open)
 }
 
 DispatchSessions::~DispatchSessions() {
+    wait_opening();
+}
+
+void DispatchSessions::wait_opening() {
     if (opening_.valid())
         opening_.wait();
 }

@@ -50,6 +50,9 @@ class DispatchSessions {
     // Closes every session; an opening in flight is discarded when it ends.
     void close();
 
+    // Waits for an opening in flight to end (at shutdown; tests).
+    void wait_opening();
+
   private:
     using Opened = std::variant<std::vector<std::unique_ptr<PgConnection>>, PgError>;
     void collect();  // takes the result of a finished opening
