@@ -58,8 +58,8 @@ SELECT pg_catalog.pg_backend_pid(),
         FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()),
        (extract(epoch FROM now()) * 1000000)::int8)sql";
 
-// pg_stat_activity is a snapshot kept until the end of the transaction: a part's second check
-// must see the server as it is.
+// pg_stat_activity is a snapshot kept until the end of the transaction: a part's checks must see
+// the server as it is.
 constexpr const char* kClearSnapshotSql = "SELECT pg_catalog.pg_stat_clear_snapshot()";
 
 // builds_id_seq's last value, only if the sequence hands out ids in time order (CACHE 1, as in
@@ -196,6 +196,21 @@ struct LeaderIdentity {
     PgLockId lock{};
 };
 
+namespace {
+
+// A part's check that its leader's server process still holds the leader lock (see the header).
+void check_leader(SqlRunner& sql, const LeaderIdentity& leader) {
+    sql.prepared("djinn_clear_snapshot", kClearSnapshotSql);
+    if (!sql.prepared("djinn_leader_holds", leader_holds_sql().c_str(),
+                      static_cast<int64_t>(leader.lock.classid),
+                      static_cast<int64_t>(leader.lock.objid), leader.pid,
+                      leader.backend_start_us)[0][0]
+             .as<bool>())
+        throw FenceLost{};
+}
+
+}  // namespace
+
 struct DispatchStore::Attempt {
     const BatchRequest* request = nullptr;
     std::uint64_t session = 0;
@@ -264,17 +279,10 @@ std::variant<std::monostate, PgError> DispatchStore::attempt_batch(PgConnection&
             a.ids.clear();
             run_attempt(sql, a, isolate);
             DJINN_FAILPOINT("batch.commit");
-            if (a.leader != nullptr) {
-                // The last moment a part can find its leader gone: past it, only the fence
-                // (held to the commit) makes a new leader wait for this commit.
-                sql.prepared("djinn_clear_snapshot", kClearSnapshotSql);
-                if (!sql.prepared("djinn_leader_holds", leader_holds_sql().c_str(),
-                                  static_cast<int64_t>(a.leader->lock.classid),
-                                  static_cast<int64_t>(a.leader->lock.objid), a.leader->pid,
-                                  a.leader->backend_start_us)[0][0]
-                         .as<bool>())
-                    throw FenceLost{};
-            }
+            // The last moment a part can find its leader gone: past it, only the fence (held to
+            // the commit) makes a new leader wait for this commit.
+            if (a.leader != nullptr)
+                check_leader(sql, *a.leader);
             if (request.dry_run) {
                 tx.abort();
             } else {
@@ -628,12 +636,7 @@ void DispatchStore::run_attempt(SqlRunner& sql, Attempt& a, bool isolate) {
     if (a.leader != nullptr) {
         // A part: the fence first (a new leader's barrier waits for it), then the leader.
         sql.prepared("djinn_fence_shared", kFenceSharedSql);
-        if (!sql.prepared("djinn_leader_holds", leader_holds_sql().c_str(),
-                          static_cast<int64_t>(a.leader->lock.classid),
-                          static_cast<int64_t>(a.leader->lock.objid), a.leader->pid,
-                          a.leader->backend_start_us)[0][0]
-                 .as<bool>())
-            throw FenceLost{};
+        check_leader(sql, *a.leader);
     } else if (fence_key_ && a.base == nullptr) {
         check_fence(sql, *fence_key_);
     }

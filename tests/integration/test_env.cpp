@@ -446,6 +446,21 @@ std::string SchedulerProcess::output() const {
     }
 }
 
+std::string build_number_problems(TestDatabase& db) {
+    std::string out;
+    const auto repeated = db.count(
+        "SELECT count(DISTINCT user_id) FROM (SELECT user_id, number FROM builds GROUP BY 1, 2 "
+        "HAVING count(*) > 1) d");
+    if (repeated > 0)
+        out += "numbers repeated for " + std::to_string(repeated) + " user(s); ";
+    const auto gaps = db.count(
+        "SELECT count(*) FROM (SELECT user_id, count(*) AS c, max(number) AS m FROM builds "
+        "GROUP BY 1) x WHERE c <> m");
+    if (gaps > 0)
+        out += "numbers not 1..n for " + std::to_string(gaps) + " user(s)";
+    return out;
+}
+
 void add_users(TestDatabase& db, int n) {
     db.exec(
         "INSERT INTO users (id, email, username, password) "

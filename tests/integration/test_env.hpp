@@ -148,6 +148,10 @@ inline constexpr const char* kDockerManifest =
 // Users 1..n (user<i>, u<i>@example.com), users_id_seq set past them.
 void add_users(TestDatabase& db, int n);
 
+// What is wrong with the build numbers: "" when every user's builds are numbered 1..n, each
+// number once; else which rule broke, with how many users.
+std::string build_number_problems(TestDatabase& db);
+
 // Polls `pred` every 20 ms until it is true or `timeout` passes.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
