@@ -340,6 +340,18 @@ std::optional<std::int64_t> Decoder::integer_value(const ast::Node& node, const 
     return value;
 }
 
+std::optional<std::int64_t> Decoder::integer_between(const ast::Node& node, const std::string& key,
+                                                     std::int64_t lo, std::int64_t hi) {
+    auto v = integer_value(node, key);
+    if (v && (*v < lo || *v > hi)) {
+        error(node.pos, key,
+              "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+                  std::to_string(*v));
+        return std::nullopt;
+    }
+    return v;
+}
+
 std::optional<std::chrono::milliseconds> Decoder::duration_value(const ast::Node& node,
                                                                  const std::string& key) {
     // YAML has no duration type: there a duration is a string, quoted or not ("1m", 1m).
@@ -404,13 +416,8 @@ void Decoder::top_level(const ast::Node& root, Config& config) {
                          config.interval = *v;
                      }
                  } else if (name == "batch_size") {
-                     if (auto v = integer_value(value, key)) {
-                         if (*v < 1 || *v > 100000) {
-                             error(value.pos, key,
-                                   "must be between 1 and 100000, got " + std::to_string(*v));
-                         } else {
-                             config.batch_size = *v;
-                         }
+                     if (auto v = integer_between(value, key, 1, 100000)) {
+                         config.batch_size = *v;
                      }
                  } else if (name == "log") {
                      if (param.has_label) {
@@ -720,13 +727,8 @@ void Decoder::database(const ast::Node& node, Config& config) {
                          config.database.statement_timeout = *v;
                      }
                  } else if (name == "dispatch_sessions") {
-                     if (auto v = integer_value(value, key)) {
-                         if (*v < 1 || *v > 32) {
-                             error(value.pos, key,
-                                   "must be between 1 and 32, got " + std::to_string(*v));
-                         } else {
-                             config.database.dispatch_sessions = static_cast<int>(*v);
-                         }
+                     if (auto v = integer_between(value, key, 1, 32)) {
+                         config.database.dispatch_sessions = static_cast<int>(*v);
                      }
                  } else if (name == "tls") {
                      if (expect_block(value, key)) {

@@ -52,6 +52,9 @@ class Decoder {
     // separated (libpq's multi-host form).
     std::optional<std::string> database_addresses(const ast::Node& node, const std::string& key);
     std::optional<std::int64_t> integer_value(const ast::Node& node, const std::string& key);
+    // An integer in [lo, hi]; anything else is an error at the value.
+    std::optional<std::int64_t> integer_between(const ast::Node& node, const std::string& key,
+                                                std::int64_t lo, std::int64_t hi);
     std::optional<std::chrono::milliseconds> duration_value(const ast::Node& node,
                                                             const std::string& key);
 

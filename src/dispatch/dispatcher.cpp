@@ -317,9 +317,7 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
     // held for the rest of the pass.
     std::vector<store::Candidate>().swap(start.first);
 
-    // Several dispatch sessions: used by every batch once all of them are open.
-    std::vector<store::PgConnection*> helpers;
-    bool split_said = false;
+    bool split_said = false;            // "batches split across K dispatch sessions", once a pass
     std::vector<std::int64_t> exclude;  // never offered again in this pass
     std::unordered_set<std::int64_t> excluded;
     std::unordered_set<std::int64_t> deferred_once;
@@ -344,7 +342,8 @@ void Dispatcher::run_batches(store::PgConnection& conn, const std::atomic<bool>&
                 next_ids.push_back(c.id);
             planner_.plan_ahead(std::move(next));
         };
-        helpers = open_sessions();
+        // Several dispatch sessions: used by every batch once all of them are open.
+        const std::vector<store::PgConnection*> helpers = open_sessions();
         if (!helpers.empty() && !split_said) {
             log_->info("batches split across {} dispatch sessions", helpers.size());
             split_said = true;

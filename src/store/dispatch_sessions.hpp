@@ -35,8 +35,6 @@ class DispatchSessions {
     DispatchSessions(const DispatchSessions&) = delete;
     DispatchSessions& operator=(const DispatchSessions&) = delete;
 
-    std::size_t count() const { return count_; }
-
     // All K sessions, open and none known broken; or none (then a new set is being opened).
     std::vector<PgConnection*> ready();
 

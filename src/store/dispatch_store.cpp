@@ -290,32 +290,30 @@ std::variant<std::monostate, PgError> DispatchStore::attempt_batch(PgConnection&
             }
         });
     };
-    std::variant<std::monostate, PgError> r;
-    try {
-        r = attempt(false);
-    } catch (const FenceLost&) {
-        return PgError{PgErrorKind::fenced, "", kFencedMessage};
-    } catch (const std::exception& e) {
-        // Not a database error: maybe one cron's data; find out cron by cron below.
-        r = PgError{PgErrorKind::query, "", std::string("internal error: ") + e.what()};
-    }
+    // An attempt whose failure is a value: fenced, a database error, or anything else thrown
+    // (maybe one cron's data, which the redo cron by cron finds).
+    auto guarded = [&](bool isolate) -> std::variant<std::monostate, PgError> {
+        try {
+            return attempt(isolate);
+        } catch (const FenceLost&) {
+            return PgError{PgErrorKind::fenced, "", kFencedMessage};
+        } catch (const std::exception& e) {
+            return PgError{PgErrorKind::query, "", std::string("internal error: ") + e.what()};
+        }
+    };
+    std::variant<std::monostate, PgError> r = guarded(false);
     auto* e = std::get_if<PgError>(&r);
-    if (e == nullptr || e->kind == PgErrorKind::connection)
+    if (e == nullptr || e->kind == PgErrorKind::connection || e->kind == PgErrorKind::fenced)
         return r;
     if (a.base == nullptr && !request.dry_run)
         numbers_.failed();  // the set-based attempt's numbers are not kept
     // A set-based statement failed: find the culprit(s) cron by cron, from the same offer.
     const std::string cause = e->message;
-    try {
-        r = attempt(true);
-    } catch (const FenceLost&) {
-        return PgError{PgErrorKind::fenced, "", kFencedMessage};
-    } catch (const std::exception& again) {
-        r = PgError{PgErrorKind::query, "", std::string("internal error: ") + again.what()};
-    }
+    r = guarded(true);
     if (auto* e2 = std::get_if<PgError>(&r)) {
-        // Both attempts failed: say why each did.
-        e2->message = cause + "; and redone cron by cron: " + e2->message;
+        // Both attempts failed: say why each did (a fence lost says only that).
+        if (e2->kind != PgErrorKind::fenced)
+            e2->message = cause + "; and redone cron by cron: " + e2->message;
         return r;
     }
     a.outcome.isolated = true;
@@ -392,8 +390,6 @@ std::variant<BatchOutcome, PgError> DispatchStore::dispatch_parts(
         }
     };
     auto r = conn.run([&](pqxx::connection& c) {
-        parts.clear();
-        out = BatchOutcome{};
         pqxx::work tx(c);
         SqlRunner sql(tx, request.progress);
         DJINN_FAILPOINT("batch.take");
